@@ -1,0 +1,134 @@
+"""The one exception tree of backtrader_ibkr_cp.
+
+Every error this package raises is a :class:`MarketError`. Third-party exceptions
+(``requests``, ``ssl``, ``json``) are mapped once, at the HTTP boundary, and chained with
+``raise ... from``::
+
+    MarketError
+     ├── ConfigError              bad argument or setting, raised before any I/O (also ValueError)
+     ├── NetworkError             the request did not get a usable HTTP answer
+     │    ├── GatewayConnectionError   refused, reset or closed (also ConnectionError)
+     │    └── RequestTimeout           no answer within the timeout (also TimeoutError)
+     ├── ApiError                 the gateway answered with an error (status, endpoint)
+     │    ├── AuthenticationError      not logged in, session expired, competing session
+     │    ├── RateLimitExceeded        429 / penalty box (carries retry_after seconds)
+     │    └── DataUnavailable          "No data.", unknown contract, no market-data permission
+     └── DataIntegrityError       the gateway's data is malformed or fails validation
+
+Each message says what happened and what to do next.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "ApiError",
+    "AuthenticationError",
+    "ConfigError",
+    "DataIntegrityError",
+    "DataUnavailable",
+    "GatewayConnectionError",
+    "MarketError",
+    "NetworkError",
+    "RateLimitExceeded",
+    "RequestTimeout",
+]
+
+
+class MarketError(Exception):
+    """Base of every error raised by backtrader_ibkr_cp.
+
+    ``endpoint`` is the gateway path involved (``"/iserver/marketdata/history"``) or None.
+    """
+
+    def __init__(self, message: str, *, endpoint: str | None = None, **context: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.endpoint = endpoint
+        self.context: dict[str, Any] = dict(context)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(MarketError, ValueError):
+    """An argument or setting is invalid; nothing was sent to the gateway."""
+
+
+class NetworkError(MarketError):
+    """The request did not get a usable HTTP answer (connection, TLS or protocol failure)."""
+
+
+class GatewayConnectionError(NetworkError, ConnectionError):
+    """The gateway could not be reached, or it closed or reset the connection."""
+
+
+class RequestTimeout(NetworkError, TimeoutError):
+    """The gateway did not answer within the configured timeout (seconds in ``timeout``)."""
+
+    def __init__(
+        self, message: str, *, endpoint: str | None = None, timeout: float | None = None
+    ) -> None:
+        super().__init__(message, endpoint=endpoint, timeout=timeout)
+        self.timeout = timeout
+
+
+class ApiError(MarketError):
+    """The gateway answered with an error.
+
+    ``status`` is the HTTP status (or 200 for in-band ``{"error": ...}`` bodies) and
+    ``gateway_message`` the gateway's own words, verbatim.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        endpoint: str | None = None,
+        status: int | None = None,
+        gateway_message: str | None = None,
+        **context: Any,
+    ) -> None:
+        super().__init__(message, endpoint=endpoint, **context)
+        self.status = status
+        self.gateway_message = gateway_message
+
+
+class AuthenticationError(ApiError):
+    """The brokerage session is missing, expired or taken over by another login."""
+
+
+class RateLimitExceeded(ApiError):
+    """The gateway refused the request for pacing (HTTP 429).
+
+    ``retry_after`` is the number of seconds to wait before trying again (None if unknown).
+    IBKR keeps an offending IP in a penalty box for 10-15 minutes.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        endpoint: str | None = None,
+        status: int | None = 429,
+        gateway_message: str | None = None,
+        retry_after: float | None = None,
+        **context: Any,
+    ) -> None:
+        super().__init__(
+            message,
+            endpoint=endpoint,
+            status=status,
+            gateway_message=gateway_message,
+            **context,
+        )
+        self.retry_after = retry_after
+
+
+class DataUnavailable(ApiError):
+    """The gateway has no data for the request: unknown contract, no bars, no permission."""
+
+
+class DataIntegrityError(MarketError):
+    """Data from the gateway is malformed, truncated or fails validation."""
