@@ -1,0 +1,281 @@
+"""``GatewayClient``: the one object a user or the store holds to talk to a gateway.
+
+It composes the layers below it: a :class:`~backtrader_ibkr_cp.client.transport.Transport`
+(TLS, pacing, retry, typed errors), the per-endpoint
+:class:`~backtrader_ibkr_cp.client.api.ApiClient`, the
+:class:`~backtrader_ibkr_cp.client.session.SessionKeeper` (keep-alive and re-authentication),
+the :class:`~backtrader_ibkr_cp.contracts.resolver.ContractResolver` and the
+:class:`~backtrader_ibkr_cp.history.fetch.HistoryFetcher`.
+
+Threading model: every method is safe to call from several threads at once. One pacer is
+shared by everything that uses this client, so several feeds, a history fetch pool and the
+keep-alive thread together stay inside IBKR's limits. The keep-alive thread runs from
+:meth:`start` until :meth:`close` and is joined there.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from types import TracebackType
+from typing import TypeVar
+
+import requests
+
+from .client.api import ApiClient
+from .client.pacing import Pacer, PacingLimits
+from .client.retry import RetryPolicy
+from .client.session import SessionKeeper
+from .client.transport import ClientEvent, Transport
+from .contracts.resolver import ContractResolver
+from .errors import ConfigError, DataUnavailable, MarketError
+from .history.fetch import HistoryFetcher
+from .models import Bar, BarValidator, Contract, InvalidBar, Quote, Snapshot, Tick, Timeframe
+from .models.timeframe import BT_DAYS, BT_MONTHS, BT_WEEKS
+
+__all__ = ["GatewayClient", "SymbolLike"]
+
+log = logging.getLogger(__name__)
+
+#: What every ``symbol`` argument accepts: ``"AAPL"``, ``"AAPL-STK-SMART-USD"``, a conid or a
+#: :class:`Contract`.
+SymbolLike = str | int | Contract
+
+T = TypeVar("T")
+
+#: How far back ``fetch_latest_bar`` looks, by backtrader timeframe (0 = intraday): far enough
+#: to cross a long weekend.
+_LATEST_LOOKBACK = {
+    0: timedelta(days=5),
+    BT_DAYS: timedelta(days=10),
+    BT_WEEKS: timedelta(days=35),
+    BT_MONTHS: timedelta(days=100),
+}
+
+
+class GatewayClient:
+    """A Client Portal Gateway client with session keep-alive, pacing, retry and TLS.
+
+    Args:
+        base_url: the gateway, ``https://localhost:5000`` or ``.../v1/api``.
+        verify: ``None`` (default: loopback gateways without CA verification, other hosts
+            verified), ``True``, ``False``, a CA bundle path, or a pinned certificate
+            fingerprint ``"sha256:AB:CD:..."``.
+        timeout: seconds per request, a float or a ``(connect, read)`` pair.
+        pacing: :class:`PacingLimits` (default: IBKR's documented limits, history
+            concurrency 4); ``PacingLimits.conservative()`` gives 60 requests/minute.
+        retry: the :class:`RetryPolicy` for transient failures.
+        session: a ``requests.Session`` to use (its adapters and headers are kept).
+        tickle_interval: seconds between keep-alive tickles (IBKR: about once a minute).
+        cache_dir: a folder for the on-disk contract cache (None: memory only).
+        strict: raise :class:`DataIntegrityError` on an invalid bar instead of dropping it.
+        on_invalid_bar: called with each dropped :class:`InvalidBar` (default mode only).
+        allow_insecure_http: allow ``http://`` to a non-loopback host (sends the session
+            cookie in clear; off by default).
+    """
+
+    def __init__(
+        self,
+        base_url: str = "https://localhost:5000",
+        *,
+        verify: bool | str | None = None,
+        timeout: float | tuple[float, float] = 10.0,
+        pacing: PacingLimits | None = None,
+        retry: RetryPolicy | None = None,
+        session: requests.Session | None = None,
+        tickle_interval: float = 60.0,
+        cache_dir: str | Path | None = None,
+        contract_ttl: float = 86400.0,
+        strict: bool = False,
+        on_invalid_bar: Callable[[InvalidBar], None] | None = None,
+        allow_insecure_http: bool = False,
+    ) -> None:
+        limits = pacing or PacingLimits()
+        self.pacer = Pacer(limits)
+        self.transport = Transport(
+            base_url,
+            session=session,
+            verify=verify,
+            timeout=timeout,
+            pacer=self.pacer,
+            retry=retry,
+            allow_insecure_http=allow_insecure_http,
+        )
+        self.api = ApiClient(self.transport)
+        self.session = SessionKeeper(self.api, tickle_interval=tickle_interval)
+        self.contracts = ContractResolver(
+            self.api.secdef_search, cache_dir=cache_dir, ttl=contract_ttl
+        )
+        self.history = HistoryFetcher(self.api, concurrency=limits.history_concurrency)
+        self.strict = strict
+        self.on_invalid_bar = on_invalid_bar
+        self._started = False
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        """The gateway's API root, ending in ``/v1/api``."""
+        return self.transport.base_url
+
+    def start(self) -> GatewayClient:
+        """Start the keep-alive thread (idempotent). Returns self."""
+        if not self._started:
+            self.session.start()
+            self._started = True
+        return self
+
+    def close(self) -> None:
+        """Stop the keep-alive thread and close the HTTP session. Safe to call twice."""
+        self.session.close()
+        self.transport.close()
+        self._started = False
+
+    def __enter__(self) -> GatewayClient:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def add_listener(self, listener: Callable[[ClientEvent], None]) -> None:
+        """Receive every :class:`ClientEvent` (requests, retries, rate limits, re-auth)."""
+        self.transport.add_listener(listener)
+
+    # -- session -------------------------------------------------------------------------
+
+    def authenticate(self) -> bool:
+        """Make sure the brokerage session is open, opening it if the gateway is logged in.
+
+        Raises AuthenticationError saying where to log in when the gateway is not.
+        """
+        return self.session.ensure_authenticated().healthy
+
+    def health_check(self) -> bool:
+        """True when the gateway answers and its session is authenticated, connected and
+        not taken over by another login. Never raises for a gateway that is down."""
+        try:
+            return self.api.auth_status().healthy
+        except MarketError as exc:
+            log.info("health check failed: %s", exc)
+            return False
+
+    def validate_session(self) -> bool:
+        """True when the brokerage session is usable now (no re-authentication attempted)."""
+        return self.health_check()
+
+    def reconnect(self) -> bool:
+        """Re-open the brokerage session (after expiry or a competing login)."""
+        self.api.init_brokerage_session(compete=True)
+        return self.session.ensure_authenticated().healthy
+
+    def with_retry(self, max_retries: int, fn: Callable[[], T]) -> T:
+        """Call ``fn`` with up to ``max_retries`` retries on transient errors, using this
+        client's retry policy for the waits."""
+        if max_retries < 0:
+            raise ConfigError(f"max_retries must be >= 0, got {max_retries}")
+        policy = RetryPolicy(total=max_retries)
+        while True:
+            try:
+                return fn()
+            except MarketError as exc:
+                policy = policy.increment(exc)
+                time.sleep(policy.sleep_seconds(exc))
+
+    def server_time(self) -> datetime:
+        """The gateway's clock (UTC), which may differ from the local one."""
+        return self.api.server_time()
+
+    # -- contracts -----------------------------------------------------------------------
+
+    def resolve(self, symbol: SymbolLike) -> Contract:
+        """The contract for ``symbol`` (see :data:`SymbolLike`), cached."""
+        return self.contracts.resolve(symbol)
+
+    def search_contract(self, symbol: str, sec_type: str | None = None) -> list[Contract]:
+        """Every contract the gateway lists for ``symbol`` (unfiltered)."""
+        if not isinstance(symbol, str) or not symbol.strip():
+            raise ConfigError(f"symbol must be a non-empty string, got {symbol!r}")
+        return self.api.secdef_search(symbol.strip().upper(), sec_type=sec_type)
+
+    def supports_symbol(self, symbol: SymbolLike) -> bool:
+        """True when ``symbol`` resolves to exactly one contract."""
+        return self.contracts.supports(symbol)
+
+    # -- market data ---------------------------------------------------------------------
+
+    def fetch_bars(
+        self,
+        symbol: SymbolLike,
+        timeframe: Timeframe | str,
+        start: datetime,
+        end: datetime,
+        *,
+        outside_rth: bool = False,
+    ) -> list[Bar]:
+        """Completed bars with start in ``[start, end)``, validated, sorted, no duplicates.
+
+        ``start``/``end`` must be tz-aware. Long spans are split into the minimum number of
+        history requests, run concurrently up to the pacing limit. ``Bar.volume`` is in
+        shares (IBKR's lots of 100 multiplied out).
+        """
+        tf = Timeframe.parse(timeframe)
+        contract = self.resolve(symbol)
+        validator = BarValidator(strict=self.strict, on_invalid=self.on_invalid_bar)
+        return self.history.fetch(
+            contract.contract_id,
+            tf,
+            start,
+            end,
+            outside_rth=outside_rth,
+            validator=validator,
+            now=self.server_time(),
+        )
+
+    def fetch_latest_bar(
+        self, symbol: SymbolLike, timeframe: Timeframe | str = Timeframe.MINUTE_1
+    ) -> Bar:
+        """The most recent completed bar of ``timeframe``."""
+        tf = Timeframe.parse(timeframe)
+        contract = self.resolve(symbol)
+        now = self.server_time()
+        validator = BarValidator(strict=self.strict, on_invalid=self.on_invalid_bar)
+        bars = self.history.fetch(
+            contract.contract_id,
+            tf,
+            now - _LATEST_LOOKBACK[tf.bt_timeframe if not tf.is_intraday else 0],
+            now,
+            validator=validator,
+            now=now,
+        )
+        if not bars:
+            raise DataUnavailable(
+                f"no completed {tf.bar} bar for {contract.spec() or contract.contract_id}; "
+                "the market may be closed or the contract has no data",
+                endpoint="/iserver/marketdata/history",
+                conid=contract.contract_id,
+            )
+        return bars[-1]
+
+    def fetch_snapshot(self, symbol: SymbolLike) -> Snapshot:
+        """A snapshot with fields, polling past IBKR's pre-flight answer (bounded)."""
+        contract = self.resolve(symbol)
+        return self.api.snapshot_ready([contract.contract_id])[0]
+
+    def fetch_quote(self, symbol: SymbolLike) -> Quote:
+        """Top of book (bid/ask) now; DataUnavailable when the gateway has none."""
+        return self.fetch_snapshot(symbol).quote()
+
+    def fetch_tick(self, symbol: SymbolLike) -> Tick:
+        """The last trade now; DataUnavailable when the gateway has none."""
+        return self.fetch_snapshot(symbol).tick()
+
+    def __repr__(self) -> str:
+        return f"GatewayClient({self.base_url!r})"
