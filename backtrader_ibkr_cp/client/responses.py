@@ -1,0 +1,339 @@
+"""Mapping what ``requests`` returns or raises to this package's errors, once, at the boundary.
+
+:func:`failure` maps a ``requests`` exception (no usable answer), :func:`decode` maps an HTTP
+answer to decoded JSON or raises. The table:
+
+===============================================  ==========================================
+outcome                                          error
+===============================================  ==========================================
+connect or read timeout                          RequestTimeout (the timeout, what to check)
+refused / reset / closed connection              GatewayConnectionError ("is it running?")
+TLS failure                                      TlsError (a NetworkError naming ``verify=``)
+cut-off (chunked/length) body                    DataIntegrityError
+401 (text/plain)                                 AuthenticationError (the gateway's text)
+429                                              RateLimitExceeded(retry_after)
+5xx                                              ApiError
+3xx, or an HTML page                             ApiError "is this a gateway?"
+other 4xx                                        ApiError, or the in-band mapping below
+empty, non-JSON or truncated 2xx body            DataIntegrityError
+in-band ``{"error": "No data."}``                DataUnavailable
+in-band "no session" / "not authenticated"       AuthenticationError
+in-band "Please query /accounts first"           AccountsRequired (the ApiClient handles it)
+in-band "Too many requests"                      RateLimitExceeded
+any other in-band ``{"error": ...}``             ApiError
+===============================================  ==========================================
+
+Every message names the method and endpoint path and quotes the gateway's own words when it
+sent some, with account ids and session tokens scrubbed out (:func:`scrub`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from ..errors import (
+    ApiError,
+    AuthenticationError,
+    DataIntegrityError,
+    DataUnavailable,
+    GatewayConnectionError,
+    MarketError,
+    NetworkError,
+    RateLimitExceeded,
+    RequestTimeout,
+)
+from .retry import parse_retry_after
+from .tls import TlsPolicy
+
+__all__ = ["AccountsRequired", "Call", "decode", "failure", "scrub"]
+
+_ACCOUNT_ID = re.compile(r"\b(?:DU|DF|DI|U|F|I)\d{5,9}\b")
+_TOKEN = re.compile(r"\b[0-9a-fA-F]{32,}\b")
+_MESSAGE_LIMIT = 200
+_AUTH_WORDS = ("no session", "not authenticated", "not logged", "unauthorized")
+
+
+class AccountsRequired(ApiError):
+    """The gateway wants ``GET /iserver/accounts`` before this request (snapshots)."""
+
+
+def scrub(text: str) -> str:
+    """``text`` without account ids (``U1234567``, ``DU1234567``) or session tokens."""
+    return _TOKEN.sub("<token>", _ACCOUNT_ID.sub("<account>", text))
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request, as messages describe it: ``method`` and API ``path`` sent to a gateway
+    whose API root is ``base_url`` and whose login page is ``login_url``."""
+
+    method: str
+    path: str
+    base_url: str
+    login_url: str
+
+    @property
+    def where(self) -> str:
+        return f"{self.method} {self.path}"
+
+    @property
+    def url(self) -> str:
+        return self.base_url + self.path
+
+
+def _is_html(response: requests.Response) -> bool:
+    if "html" in response.headers.get("Content-Type", "").lower():
+        return True
+    head = response.content[:64].lstrip().lower()
+    return head.startswith((b"<!doctype html", b"<html"))
+
+
+def _connection_reason(exc: BaseException) -> str:
+    text = str(exc).lower()
+    if "refused" in text:
+        return "connection refused"
+    if "reset" in text:
+        return "connection reset"
+    if "name or service not known" in text or "failed to resolve" in text:
+        return "host name not found"
+    if "remote end closed" in text or "remotedisconnected" in text or "aborted" in text:
+        return "connection closed without an answer"
+    return "connection failed"
+
+
+def gateway_message(response: requests.Response) -> str:
+    """The gateway's own words: ``{"error": ...}`` or the start of a text body, scrubbed
+    (``""`` for an HTML page or an empty body)."""
+    if _is_html(response):
+        return ""
+    try:
+        text = response.content.decode(response.encoding or "utf-8", errors="replace")
+    except LookupError:
+        text = response.content.decode("utf-8", errors="replace")
+    text = text.strip()
+    if text.startswith("{"):
+        try:
+            data = json.loads(text)
+        except ValueError:
+            pass
+        else:
+            if isinstance(data, dict) and isinstance(data.get("error"), str):
+                text = data["error"]
+    return scrub(" ".join(text.split())[:_MESSAGE_LIMIT])
+
+
+def in_band(message: str, call: Call, status: int) -> ApiError:
+    """The typed error for a gateway's ``{"error": message}`` answered with ``status``."""
+    lowered = message.strip().lower()
+    where, quoted = call.where, repr(message)
+    if lowered.startswith("no data"):
+        return DataUnavailable(
+            f"{where}: the gateway has no data for this request ({quoted}); the window may fall "
+            "outside trading hours or before the contract's history, or the contract has no "
+            "market data",
+            endpoint=call.path,
+            status=status,
+            gateway_message=message,
+        )
+    if "/accounts first" in lowered:
+        return AccountsRequired(
+            f"{where}: the gateway wants GET /iserver/accounts first ({quoted}); call "
+            "accounts() once per brokerage session, then retry",
+            endpoint=call.path,
+            status=status,
+            gateway_message=message,
+        )
+    if any(word in lowered for word in _AUTH_WORDS):
+        return AuthenticationError(
+            f"{where}: the gateway has no authenticated session ({quoted}); log in at "
+            f"{call.login_url} and retry",
+            endpoint=call.path,
+            status=status,
+            gateway_message=message,
+        )
+    if "too many requests" in lowered:
+        return RateLimitExceeded(
+            f"{where}: the gateway refused the request for pacing ({quoted}); slow down "
+            "(PacingLimits)",
+            endpoint=call.path,
+            status=status,
+            gateway_message=message,
+        )
+    return ApiError(
+        f"{where}: the gateway answered with an error ({quoted}); check the request's "
+        "parameters (conid, symbol, bar size, period)",
+        endpoint=call.path,
+        status=status,
+        gateway_message=message,
+    )
+
+
+def failure(
+    exc: requests.exceptions.RequestException,
+    call: Call,
+    *,
+    timeout: tuple[float, float],
+    tls: TlsPolicy,
+) -> MarketError:
+    """The error for a request that got no usable answer (``timeout`` is (connect, read))."""
+    where, root, path = call.where, call.login_url, call.path
+    connect, read = timeout
+    if isinstance(exc, requests.exceptions.SSLError):
+        return tls.failure(exc, endpoint=path)
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return RequestTimeout(
+            f"{where}: the gateway at {root} did not accept a connection within {connect:g} s; "
+            "is it running and reachable (host, port, firewall, the ips allow-list in its "
+            "conf.yaml)?",
+            endpoint=path,
+            timeout=connect,
+        )
+    if isinstance(exc, requests.exceptions.ReadTimeout):
+        return RequestTimeout(
+            f"{where}: no answer from the gateway at {root} within {read:g} s; it may be "
+            "overloaded, or running without a connection to IBKR (it then never answers). "
+            "Check that its page opens in a browser, or raise timeout=",
+            endpoint=path,
+            timeout=read,
+        )
+    if isinstance(
+        exc, (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)
+    ):
+        return DataIntegrityError(
+            f"{where}: the gateway's answer was cut off or could not be decoded "
+            f"({type(exc).__name__}); retrying usually helps, restart the gateway if it persists",
+            endpoint=path,
+        )
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        return GatewayConnectionError(
+            f"{where}: {_connection_reason(exc)} at {root}: is the gateway running at {root}? "
+            "Start it (bin/run.sh root/conf.yaml), log in, and retry",
+            endpoint=path,
+        )
+    return NetworkError(
+        f"{where}: the request to {root} failed ({type(exc).__name__}); check the gateway URL "
+        "and that the gateway is running",
+        endpoint=path,
+    )
+
+
+def decode(response: requests.Response, call: Call, *, rate_limit_wait: float) -> Any:
+    """The decoded JSON of a good answer; raises the mapped error otherwise.
+
+    ``rate_limit_wait`` (seconds) is named in a 429's message when it has no Retry-After.
+    """
+    status = response.status_code
+    where, path = call.where, call.path
+    if status == 401:
+        text = gateway_message(response)
+        raise AuthenticationError(
+            f"{where}: the gateway answered 401 ({text!r}): the brokerage session is missing, "
+            f"expired or taken over by another login; log in at {call.login_url} and retry",
+            endpoint=path,
+            status=status,
+            gateway_message=text,
+        )
+    if status == 429:
+        raise _rate_limited(response, call, rate_limit_wait)
+    if status >= 500:
+        text = gateway_message(response)
+        said = f": {text!r}" if text else ""
+        raise ApiError(
+            f"{where}: the gateway failed (HTTP {status}{said}); this is usually transient; if "
+            "it persists, restart the gateway or check its link to IBKR",
+            endpoint=path,
+            status=status,
+            gateway_message=text,
+        )
+    if 300 <= status < 400:
+        location = response.headers.get("Location", "")
+        raise ApiError(
+            f"{call.login_url} answered {where} with a redirect (HTTP {status}) to "
+            f"{location!r}, not the Client Portal API: is this a gateway? expected JSON at "
+            f"{call.url}",
+            endpoint=path,
+            status=status,
+        )
+    if _is_html(response):
+        raise ApiError(
+            f"{call.login_url} answered {where} with an HTML page (HTTP {status}), not the "
+            f"Client Portal API: is this a gateway? expected JSON at {call.url}",
+            endpoint=path,
+            status=status,
+        )
+    if status >= 400:
+        raise _client_error(response, call)
+    return _json(response, call)
+
+
+def _json(response: requests.Response, call: Call) -> Any:
+    content = response.content
+    if not content.strip():
+        raise DataIntegrityError(
+            f"{call.where}: the gateway answered HTTP {response.status_code} with an empty "
+            "body, expected JSON; retrying; restart the gateway if it persists",
+            endpoint=call.path,
+        )
+    try:
+        data = json.loads(content)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise DataIntegrityError(
+            f"{call.where}: the gateway answered a malformed or truncated JSON body "
+            f"({len(content)} bytes: {exc}); retrying; restart the gateway if it persists",
+            endpoint=call.path,
+        ) from exc
+    if isinstance(data, dict):
+        error = data.get("error")
+        if isinstance(error, str) and error.strip():
+            raise in_band(scrub(error), call, response.status_code)
+    return data
+
+
+def _rate_limited(
+    response: requests.Response, call: Call, rate_limit_wait: float
+) -> RateLimitExceeded:
+    text = gateway_message(response)
+    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+    if retry_after is not None:
+        wait = f"{retry_after:g} s (Retry-After)"
+    else:
+        wait = f"{rate_limit_wait:g} s (IBKR's penalty box lasts 10-15 minutes)"
+    return RateLimitExceeded(
+        f"{call.where}: the gateway refused the request for pacing (HTTP 429"
+        f"{f': {text!r}' if text else ''}); wait {wait} before sending again and lower the "
+        "request rate (PacingLimits); repeated violations can get the IP blocked",
+        endpoint=call.path,
+        status=429,
+        gateway_message=text,
+        retry_after=retry_after,
+    )
+
+
+def _client_error(response: requests.Response, call: Call) -> ApiError:
+    status = response.status_code
+    text = gateway_message(response)
+    if text:
+        mapped = in_band(text, call, status)
+        if type(mapped) is not ApiError:
+            return mapped
+    if status == 403:
+        hint = (
+            "if it says 'Access Denied', add this machine's IP to ips: allow: in the gateway's "
+            "conf.yaml"
+        )
+    elif status == 404:
+        hint = "is the URL a Client Portal Gateway, and is the gateway recent enough?"
+    else:
+        hint = "check the request's parameters (conid, symbol, bar size, period)"
+    said = f": {text!r}" if text else ""
+    return ApiError(
+        f"{call.where}: the gateway rejected the request (HTTP {status}{said}); {hint}",
+        endpoint=call.path,
+        status=status,
+        gateway_message=text,
+    )

@@ -1,0 +1,294 @@
+"""Keeping the brokerage session alive, and reopening it once when it is lost.
+
+IBKR's gateway drops an idle session after about 5-6 minutes (tickle about once a minute),
+resets it daily, and loses it to any other login of the same user (``competing``). While the
+gateway itself is still logged in (``connected``), ``POST /iserver/auth/ssodh/init`` with
+``{"publish": true, "compete": true}`` reopens the brokerage session; when it is not, only a
+person can log in again on the gateway's page.
+
+- :class:`AuthRecovery` is the one place that reopens the session. The
+  :class:`~.api.ApiClient` calls :meth:`AuthRecovery.recover` when an ``/iserver`` call fails
+  with AuthenticationError, then retries the call once. Concurrent failures from several
+  threads reopen the session once: each caller passes the recovery *generation* it saw before
+  its request, and a caller whose generation is already stale just retries.
+- :class:`SessionKeeper` runs the keep-alive thread: a ``POST /tickle`` every
+  ``tickle_interval`` seconds, recovery when a tickle reports the session unauthenticated,
+  ``"keepalive_failed"`` events (never a crash) when a tickle fails.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from ..errors import AuthenticationError, ConfigError, MarketError
+from ..models.session import AuthStatus, TickleResult
+from .transport import ClientEvent
+
+if TYPE_CHECKING:
+    from .api import ApiClient
+
+__all__ = ["AuthRecovery", "SessionKeeper"]
+
+log = logging.getLogger(__name__)
+
+
+class AuthRecovery:
+    """Reopens the brokerage session, once for any number of threads that lost it together.
+
+    Args:
+        api: the client whose session this is (its session calls are never recovered).
+        settle_timeout: seconds to wait, after ``ssodh/init``, for the auth status to say
+            authenticated (the gateway needs a moment).
+        poll_interval: seconds between auth-status checks meanwhile.
+        clock, sleep: injectable time (monotonic seconds) for tests.
+    """
+
+    def __init__(
+        self,
+        api: ApiClient,
+        *,
+        settle_timeout: float = 5.0,
+        poll_interval: float = 0.25,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if settle_timeout < 0 or poll_interval <= 0:
+            raise ConfigError(
+                f"settle_timeout must be >= 0 and poll_interval > 0 seconds, got "
+                f"{settle_timeout!r} and {poll_interval!r}"
+            )
+        self._api = api
+        self.settle_timeout = settle_timeout
+        self.poll_interval = poll_interval
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._generation = 0
+        self._last_failure: AuthenticationError | None = None
+        self.recoveries = 0
+
+    @property
+    def generation(self) -> int:
+        """Increases with every recovery attempt; read it before a request, pass it to
+        :meth:`recover` after that request failed."""
+        return self._generation
+
+    def login_error(self, *, endpoint: str | None = None, detail: str = "") -> AuthenticationError:
+        """The error that tells a person to log in on the gateway's page."""
+        url = self._api.transport.login_url
+        said = f" (gateway: {detail})" if detail else ""
+        return AuthenticationError(
+            f"Session not authenticated: log in at {url} (the gateway's login page) and "
+            f"retry{said}",
+            endpoint=endpoint,
+            status=401,
+            gateway_message=detail or None,
+        )
+
+    def ensure_authenticated(self) -> AuthStatus:
+        """Make the brokerage session usable, or raise AuthenticationError saying where to log in.
+
+        Authenticated and not competing: returned as is. Connected (the gateway is logged in)
+        but not authenticated, or competing: ``ssodh/init`` with ``compete: true``, then the
+        auth status is polled for up to ``settle_timeout`` seconds. Not connected: a person
+        must log in.
+        """
+        try:
+            status = self._api.auth_status()
+        except AuthenticationError as exc:
+            raise self.login_error(endpoint=exc.endpoint, detail=exc.gateway_message or "") from exc
+        if status.authenticated and not status.competing:
+            return status
+        if not status.connected and not status.competing:
+            raise self.login_error(
+                endpoint="/iserver/auth/status", detail=status.message or status.fail
+            )
+        try:
+            status = self._api.init_brokerage_session(compete=True)
+        except AuthenticationError as exc:
+            raise self.login_error(endpoint=exc.endpoint, detail=exc.gateway_message or "") from exc
+        deadline = self._clock() + self.settle_timeout
+        while not (status.authenticated and not status.competing):
+            if self._clock() >= deadline:
+                raise self.login_error(
+                    endpoint="/iserver/auth/ssodh/init", detail=status.message or status.fail
+                )
+            self._sleep(self.poll_interval)
+            status = self._api.auth_status()
+        return status
+
+    def recover(self, seen_generation: int, error: MarketError | None = None) -> None:
+        """Reopen the session after ``error`` unless another thread already did since
+        ``seen_generation``. Raises AuthenticationError when it cannot (a person must log
+        in); the other threads that lost the session with it get the same answer without
+        another attempt."""
+        with self._lock:
+            if self._generation != seen_generation:
+                if self._last_failure is not None:
+                    failure = self._last_failure
+                    raise AuthenticationError(
+                        failure.message,
+                        endpoint=failure.endpoint,
+                        status=failure.status,
+                        gateway_message=failure.gateway_message,
+                    ) from failure
+                return
+            self._generation += 1
+            transport = self._api.transport
+            reason = str(error) if error is not None else "the gateway reports no session"
+            transport.emit(
+                ClientEvent(
+                    "session_lost",
+                    f"brokerage session lost ({reason}); reopening it",
+                    {"endpoint": getattr(error, "endpoint", None)},
+                )
+            )
+            try:
+                status = self.ensure_authenticated()
+            except AuthenticationError as exc:
+                self._last_failure = exc
+                log.warning("%s", exc)
+                raise
+            self._last_failure = None
+            self.recoveries += 1
+            log.info("brokerage session reopened (%s)", status.message or "authenticated")
+            transport.emit(
+                ClientEvent(
+                    "reauthenticated",
+                    "brokerage session reopened",
+                    {"generation": self._generation, "competing": status.competing},
+                )
+            )
+
+
+class SessionKeeper:
+    """The keep-alive thread for one :class:`~.api.ApiClient`.
+
+    :meth:`start` runs a daemon thread that tickles every ``tickle_interval`` seconds (IBKR:
+    about once a minute; the session drops after ~5 idle minutes) using ``event.wait`` so
+    :meth:`close` stops it at once; :meth:`close` joins it. Calling :meth:`start` twice is
+    harmless, and :meth:`start` after :meth:`close` starts a new thread.
+
+    Args:
+        api: the client to keep alive.
+        tickle_interval: seconds between tickles (> 0).
+        event: the stop event (injectable for tests); ``event.wait(interval)`` paces the loop.
+        clock: monotonic seconds, for :attr:`last_tickle`.
+    """
+
+    def __init__(
+        self,
+        api: ApiClient,
+        tickle_interval: float = 60.0,
+        *,
+        event: threading.Event | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not tickle_interval > 0:
+            raise ConfigError(
+                f"tickle_interval must be > 0 seconds (IBKR: about 60), got {tickle_interval!r}"
+            )
+        self._api = api
+        self.tickle_interval = float(tickle_interval)
+        self._stop = event if event is not None else threading.Event()
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self.tickles = 0
+        self.failures = 0
+        self.last_tickle: float | None = None
+        self.last_result: TickleResult | None = None
+
+    @property
+    def running(self) -> bool:
+        thread = self._thread
+        return thread is not None and thread.is_alive()
+
+    def ensure_authenticated(self) -> AuthStatus:
+        """See :meth:`AuthRecovery.ensure_authenticated`."""
+        return self._api.recovery.ensure_authenticated()
+
+    def start(self) -> None:
+        """Start the keep-alive thread (no-op when it already runs)."""
+        with self._lock:
+            if self.running:
+                return
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="ibkr-cp-keepalive", daemon=True)
+            self._thread.start()
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop the thread and wait up to ``timeout`` seconds for it to end. Safe to call
+        twice, and before :meth:`start`."""
+        with self._lock:
+            self._stop.set()
+            thread, self._thread = self._thread, None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
+    def __enter__(self) -> SessionKeeper:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.tickle_interval):
+            self.tickle_once()
+
+    def tickle_once(self) -> TickleResult | None:
+        """One keep-alive step: tickle, and reopen the session if the tickle says it is gone.
+
+        Never raises: failures become ``"keepalive_failed"`` events. Returns the tickle's
+        result, or None when the tickle failed.
+        """
+        recovery = self._api.recovery
+        seen = recovery.generation
+        try:
+            result = self._api.tickle()
+        except AuthenticationError as exc:
+            self._recover(seen, exc)  # a "keepalive_failed" event only if that fails too
+            return None
+        except Exception as exc:
+            self._failed(exc)
+            return None
+        self.tickles += 1
+        self.last_tickle = self._clock()
+        self.last_result = result
+        if not result.authenticated or result.competing:
+            state = "competing" if result.competing else "not authenticated"
+            self._recover(
+                seen,
+                AuthenticationError(
+                    f"/tickle: the brokerage session is {state}", endpoint="/tickle"
+                ),
+            )
+        return result
+
+    def _recover(self, seen: int, error: AuthenticationError) -> None:
+        try:
+            self._api.recovery.recover(seen, error)
+        except Exception as exc:
+            self._failed(exc)
+
+    def _failed(self, exc: BaseException) -> None:
+        self.failures += 1
+        if not isinstance(exc, MarketError):
+            log.error("keep-alive failed unexpectedly", exc_info=exc)
+        else:
+            log.warning("keep-alive failed: %s", exc)
+        try:
+            self._api.transport.emit(
+                ClientEvent(
+                    "keepalive_failed",
+                    f"keep-alive failed: {exc}",
+                    {"error": type(exc).__name__},
+                )
+            )
+        except Exception:  # pragma: no cover - emit() already guards listeners
+            log.exception("keep-alive event failed")
