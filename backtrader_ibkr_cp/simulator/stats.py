@@ -1,0 +1,94 @@
+"""Request statistics a test or benchmark reads from the simulator."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Mapping
+
+__all__ = ["SimStats"]
+
+
+class SimStats:
+    """Thread-safe counters. Every property returns a copy taken under the lock.
+
+    - ``requests``: Counter of requests per path (API paths without ``/v1/api``, e.g.
+      ``"/iserver/marketdata/snapshot"``; other paths as sent, e.g. ``"/"``), every request
+      counted on arrival, whatever its answer.
+    - ``rate_limited``: 429 answers sent (pacing, penalty box and injected ``http_429``).
+    - ``max_concurrent_history``: most history requests admitted and in flight at once.
+    - ``history_requests``: the query parameters of each history request, in arrival order.
+    - ``snapshot_conids``: the conids of each snapshot request, in arrival order.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._requests: Counter[str] = Counter()
+        self._rate_limited = 0
+        self._max_concurrent_history = 0
+        self._history_requests: list[dict[str, str]] = []
+        self._snapshot_conids: list[list[int]] = []
+
+    @property
+    def requests(self) -> Counter[str]:
+        with self._lock:
+            return Counter(self._requests)
+
+    @property
+    def rate_limited(self) -> int:
+        with self._lock:
+            return self._rate_limited
+
+    @property
+    def max_concurrent_history(self) -> int:
+        with self._lock:
+            return self._max_concurrent_history
+
+    @property
+    def history_requests(self) -> list[dict[str, str]]:
+        with self._lock:
+            return [dict(params) for params in self._history_requests]
+
+    @property
+    def snapshot_conids(self) -> list[list[int]]:
+        with self._lock:
+            return [list(conids) for conids in self._snapshot_conids]
+
+    def reset(self) -> None:
+        """Forget everything counted so far."""
+        with self._lock:
+            self._requests.clear()
+            self._rate_limited = 0
+            self._max_concurrent_history = 0
+            self._history_requests.clear()
+            self._snapshot_conids.clear()
+
+    # -- recording (called by the gateway) ---------------------------------------------------
+
+    def record_request(self, path: str) -> None:
+        with self._lock:
+            self._requests[path] += 1
+
+    def record_rate_limited(self) -> None:
+        with self._lock:
+            self._rate_limited += 1
+
+    def record_history_peak(self, in_flight: int) -> None:
+        with self._lock:
+            self._max_concurrent_history = max(self._max_concurrent_history, in_flight)
+
+    def record_history(self, params: Mapping[str, str]) -> None:
+        with self._lock:
+            self._history_requests.append(dict(params))
+
+    def record_snapshot(self, conids: list[int]) -> None:
+        with self._lock:
+            self._snapshot_conids.append(list(conids))
+
+    def __repr__(self) -> str:
+        with self._lock:
+            return (
+                f"SimStats(requests={sum(self._requests.values())}, "
+                f"rate_limited={self._rate_limited}, "
+                f"max_concurrent_history={self._max_concurrent_history})"
+            )

@@ -1,0 +1,184 @@
+"""Every injectable fault, observed over real HTTP(S)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+import pytest
+import requests
+
+from backtrader_ibkr_cp.simulator import FAULT_KINDS, GatewaySimulator
+
+UTC = timezone.utc
+START = datetime(2024, 3, 5, 15, 0, 30, tzinfo=UTC)
+HISTORY = {"bar": "1min", "period": "30min"}
+
+
+def _t(body: dict[str, Any]) -> list[int]:
+    return [bar["t"] for bar in body["data"]]
+
+
+def test_latency_fault_delays_one_answer(client: Any, sim: GatewaySimulator) -> None:
+    sim.inject("latency", seconds=0.3)
+    began = time.perf_counter()
+    assert client.history(**HISTORY).status_code == 200
+    assert time.perf_counter() - began >= 0.3
+    began = time.perf_counter()
+    assert client.history(**HISTORY).status_code == 200
+    assert time.perf_counter() - began < 0.3
+
+
+@pytest.mark.parametrize(("kind", "status"), [("http_500", 500), ("http_503", 503)])
+def test_server_errors(client: Any, sim: GatewaySimulator, kind: str, status: int) -> None:
+    sim.inject(kind, count=2)
+    assert [client.history(**HISTORY).status_code for _ in range(3)] == [status, status, 200]
+
+
+def test_injected_429_has_retry_after_and_no_penalty(client: Any, sim: GatewaySimulator) -> None:
+    sim.inject("http_429")
+    response = client.history(**HISTORY)
+    assert response.status_code == 429 and response.headers["Retry-After"] == "1"
+    assert sim.stats.rate_limited == 1
+    assert client.history(**HISTORY).status_code == 200
+    assert sim.penalty_remaining == 0
+
+
+@pytest.mark.parametrize("tls", [True, False])
+def test_reset_aborts_the_connection(client_for: Any, tls: bool) -> None:
+    with GatewaySimulator(speed=0, start=START, tls=tls) as sim:
+        client = client_for(sim)
+        sim.inject("reset")
+        with pytest.raises(requests.exceptions.ConnectionError):
+            client.history(**HISTORY)
+        assert client.history(**HISTORY).status_code == 200
+
+
+def test_timeout_holds_without_answer_and_stop_is_quick(client_for: Any) -> None:
+    sim = GatewaySimulator(speed=0, start=START).start()
+    client = client_for(sim)
+    sim.inject("timeout", count=2)  # held 30 s by default
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        client.history(**HISTORY, timeout=0.3)
+    errors: list[BaseException] = []
+
+    def held() -> None:
+        try:
+            client_for(sim).history(**HISTORY, timeout=20)
+        except requests.exceptions.RequestException as error:
+            errors.append(error)
+
+    thread = threading.Thread(target=held)
+    thread.start()
+    time.sleep(0.2)
+    began = time.perf_counter()
+    sim.stop()
+    assert time.perf_counter() - began < 2.0
+    thread.join(5)
+    assert isinstance(errors[0], requests.exceptions.ConnectionError)
+
+
+def test_held_requests_do_not_occupy_history_slots(client: Any, sim: GatewaySimulator) -> None:
+    sim.inject("timeout", count=5)
+    for _ in range(5):
+        with pytest.raises(requests.exceptions.ReadTimeout):
+            client.history(**HISTORY, timeout=0.1)
+    assert client.history(**HISTORY).status_code == 200
+    assert sim.stats.rate_limited == 0
+
+
+def test_timeout_fault_with_seconds_closes_after_them(client: Any, sim: GatewaySimulator) -> None:
+    sim.inject("timeout", seconds=0.2)
+    with pytest.raises(requests.exceptions.ConnectionError):
+        client.history(**HISTORY, timeout=5)
+    assert client.history(**HISTORY).status_code == 200
+
+
+def test_malformed_body_is_truncated_json(client: Any, sim: GatewaySimulator) -> None:
+    sim.inject("malformed")
+    response = client.history(**HISTORY)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("application/json")
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(response.text)
+
+
+def test_no_data_only_hits_history(client: Any, sim: GatewaySimulator) -> None:
+    client.get("/iserver/accounts")
+    sim.inject("no_data")
+    assert client.snapshot("265598", "31").status_code == 200
+    assert client.history(**HISTORY).json() == {"error": "No data."}
+    assert "data" in client.history(**HISTORY).json()
+
+
+def test_bar_faults(client: Any, sim: GatewaySimulator) -> None:
+    clean = client.history(**HISTORY).json()
+    sim.inject("invalid_bar")
+    broken = client.history(**HISTORY).json()["data"]
+    assert sum(1 for bar in broken if bar["h"] < bar["l"]) == 1
+
+    sim.inject("duplicate_bars")
+    doubled = client.history(**HISTORY).json()
+    assert len(doubled["data"]) > len(clean["data"]) == len(set(_t(doubled)))
+    assert sorted(set(_t(doubled))) == _t(clean) and _t(doubled) == sorted(_t(doubled))
+
+    sim.inject("out_of_order")
+    shuffled = client.history(**HISTORY).json()
+    assert _t(shuffled) != _t(clean) and sorted(_t(shuffled)) == _t(clean)
+
+
+def test_competing_fault_takes_the_session(client: Any, sim: GatewaySimulator) -> None:
+    sim.inject("competing")
+    assert client.history(**HISTORY).status_code == 401
+    status = client.post("/iserver/auth/status").json()
+    assert (status["competing"], status["authenticated"]) == (True, False)
+    client.post("/iserver/auth/ssodh/init", json={"publish": True, "compete": True})
+    assert client.history(**HISTORY).status_code == 200
+
+
+def test_daily_reset_fault_drops_the_session(client: Any, sim: GatewaySimulator) -> None:
+    sim.inject("daily_reset")
+    response = client.history(**HISTORY)
+    assert response.status_code == 401
+    assert response.headers["Content-Type"].startswith("text/plain")
+    status = client.post("/iserver/auth/status").json()
+    assert (status["competing"], status["authenticated"]) == (False, False)
+    client.post("/iserver/reauthenticate")
+    assert client.history(**HISTORY).status_code == 200
+
+
+def test_faults_spare_tickle_unless_named_and_paths_narrow(
+    client: Any, sim: GatewaySimulator
+) -> None:
+    sim.inject("http_500")
+    assert client.post("/tickle").status_code == 200
+    assert client.history(**HISTORY).status_code == 500
+    sim.inject("http_503", path="/iserver/marketdata/snapshot")
+    assert client.history(**HISTORY).status_code == 200
+    client.get("/iserver/accounts")
+    assert client.snapshot("265598", "31").status_code == 503
+    sim.inject("http_500", path="/v1/api/iserver/secdef")
+    assert client.get("/iserver/secdef/search", params={"symbol": "AAPL"}).status_code == 500
+    sim.inject("http_503", count=5)
+    sim.clear_faults()
+    assert sim.pending_faults == 0
+    assert client.history(**HISTORY).status_code == 200
+
+
+def test_tickle_fault_when_its_path_is_named(client_for: Any) -> None:
+    with GatewaySimulator(speed=0, start=START) as sim:
+        sim.inject("http_503", path="/tickle")
+        assert client_for(sim).post("/tickle").status_code == 503
+
+
+def test_fault_arguments_are_checked(sim: GatewaySimulator) -> None:
+    assert len(FAULT_KINDS) == 13
+    with pytest.raises(ValueError, match="use one of"):
+        sim.inject("gremlins")
+    with pytest.raises(ValueError, match="count"):
+        sim.inject("http_500", count=0)
+    with pytest.raises(ValueError, match="only affects"):
+        sim.inject("no_data", path="/iserver/marketdata/snapshot")
