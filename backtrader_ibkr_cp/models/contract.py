@@ -29,5 +29,10 @@ class Contract:
         return self.contract_id
 
     def spec(self) -> str:
-        """The ``SYMBOL-SECTYPE-EXCHANGE-CURRENCY`` spec this contract answers to."""
-        return "-".join(p for p in (self.symbol, self.sec_type, self.exchange, self.currency) if p)
+        """The ``SYMBOL-SECTYPE-EXCHANGE-CURRENCY`` spec this contract answers to.
+
+        Parts are positional, so a currency without an exchange is written after ``SMART``
+        (``"X-STK-SMART-USD"``, not ``"X-STK-USD"``, which would name exchange USD).
+        """
+        exchange = self.exchange or ("SMART" if self.currency else "")
+        return "-".join(p for p in (self.symbol, self.sec_type, exchange, self.currency) if p)
