@@ -20,6 +20,7 @@ from .errors import (
     RateLimitExceeded,
     RequestTimeout,
 )
+from .gateway import GatewayClient, SymbolLike
 from .models import (
     Availability,
     Bar,
@@ -34,6 +35,8 @@ from .models import (
 
 __version__ = "0.1.0"
 
+_LAZY = {"IBKRCPStore": ".store", "IBKRCPData": ".feed"}
+
 __all__ = [
     "ApiError",
     "AuthenticationError",
@@ -44,7 +47,10 @@ __all__ = [
     "Contract",
     "DataIntegrityError",
     "DataUnavailable",
+    "GatewayClient",
     "GatewayConnectionError",
+    "IBKRCPData",
+    "IBKRCPStore",
     "InvalidBar",
     "MarketError",
     "NetworkError",
@@ -52,6 +58,7 @@ __all__ = [
     "RateLimitExceeded",
     "RequestTimeout",
     "Snapshot",
+    "SymbolLike",
     "Tick",
     "Timeframe",
     "__version__",
@@ -59,4 +66,12 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    """Import the backtrader-based classes on first use (importing backtrader is slow)."""
+    module = _LAZY.get(name)
+    if module is not None:
+        import importlib
+
+        value = getattr(importlib.import_module(module, __name__), name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'backtrader_ibkr_cp' has no attribute {name!r}")

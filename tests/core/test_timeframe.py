@@ -8,10 +8,10 @@ from backtrader_ibkr_cp.models import timeframe as tfmod
 
 
 def test_backtrader_constants_match() -> None:
-    assert tfmod.BT_MINUTES == bt.TimeFrame.Minutes
-    assert tfmod.BT_DAYS == bt.TimeFrame.Days
-    assert tfmod.BT_WEEKS == bt.TimeFrame.Weeks
-    assert tfmod.BT_MONTHS == bt.TimeFrame.Months
+    assert bt.TimeFrame.Minutes == tfmod.BT_MINUTES
+    assert bt.TimeFrame.Days == tfmod.BT_DAYS
+    assert bt.TimeFrame.Weeks == tfmod.BT_WEEKS
+    assert bt.TimeFrame.Months == tfmod.BT_MONTHS
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,73 @@
+"""The public surface is pinned: adding a name is a decision, removing one breaks users."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import backtrader_ibkr_cp
+
+EXPECTED = {
+    "ApiError",
+    "AuthenticationError",
+    "Availability",
+    "Bar",
+    "BarValidator",
+    "ConfigError",
+    "Contract",
+    "DataIntegrityError",
+    "DataUnavailable",
+    "GatewayClient",
+    "GatewayConnectionError",
+    "IBKRCPData",
+    "IBKRCPStore",
+    "InvalidBar",
+    "MarketError",
+    "NetworkError",
+    "Quote",
+    "RateLimitExceeded",
+    "RequestTimeout",
+    "Snapshot",
+    "SymbolLike",
+    "Tick",
+    "Timeframe",
+    "__version__",
+}
+
+
+def test_all_is_pinned() -> None:
+    assert set(backtrader_ibkr_cp.__all__) == EXPECTED
+    assert backtrader_ibkr_cp.__all__ == sorted(backtrader_ibkr_cp.__all__)
+
+
+def test_every_name_resolves() -> None:
+    for name in backtrader_ibkr_cp.__all__:
+        assert getattr(backtrader_ibkr_cp, name) is not None
+
+
+def test_error_tree() -> None:
+    m = backtrader_ibkr_cp
+    for name in (
+        "ApiError",
+        "NetworkError",
+        "GatewayConnectionError",
+        "AuthenticationError",
+        "RateLimitExceeded",
+        "DataUnavailable",
+        "DataIntegrityError",
+        "RequestTimeout",
+        "ConfigError",
+    ):
+        assert issubclass(getattr(m, name), m.MarketError)
+    assert issubclass(m.GatewayConnectionError, ConnectionError)
+    assert issubclass(m.RequestTimeout, TimeoutError)
+    assert issubclass(m.ConfigError, ValueError)
+
+
+def test_import_is_light_and_side_effect_free() -> None:
+    code = (
+        "import sys, threading, backtrader_ibkr_cp;"
+        "assert 'backtrader' not in sys.modules, 'backtrader imported eagerly';"
+        "assert threading.active_count() == 1"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
