@@ -35,6 +35,11 @@ from .errors import ConfigError, DataUnavailable, MarketError
 from .history.fetch import HistoryFetcher
 from .models import Bar, BarValidator, Contract, InvalidBar, Quote, Snapshot, Tick, Timeframe
 from .models.timeframe import BT_DAYS, BT_MONTHS, BT_WEEKS
+from .plugins.bridges import (
+    plugin_choose_contract,
+    plugin_request_listener,
+    plugin_transform_bars,
+)
 
 __all__ = ["GatewayClient", "SymbolLike"]
 
@@ -75,6 +80,8 @@ class GatewayClient:
         on_invalid_bar: called with each dropped :class:`InvalidBar` (default mode only).
         allow_insecure_http: allow ``http://`` to a non-loopback host (sends the session
             cookie in clear; off by default).
+        plugins: route contract choice, bar transforms and request events through the
+            installed pluggy plugins (``backtrader_ibkr_cp.plugins``); False ignores them.
     """
 
     def __init__(
@@ -92,6 +99,7 @@ class GatewayClient:
         strict: bool = False,
         on_invalid_bar: Callable[[InvalidBar], None] | None = None,
         allow_insecure_http: bool = False,
+        plugins: bool = True,
     ) -> None:
         limits = pacing or PacingLimits()
         self.pacer = Pacer(limits)
@@ -106,9 +114,15 @@ class GatewayClient:
         )
         self.api = ApiClient(self.transport)
         self.session = SessionKeeper(self.api, tickle_interval=tickle_interval)
+        self.plugins = plugins
         self.contracts = ContractResolver(
-            self.api.secdef_search, cache_dir=cache_dir, ttl=contract_ttl
+            self.api.secdef_search,
+            cache_dir=cache_dir,
+            ttl=contract_ttl,
+            choose=plugin_choose_contract() if plugins else None,
         )
+        if plugins:
+            self.transport.add_listener(plugin_request_listener())
         self.history = HistoryFetcher(self.api, concurrency=limits.history_concurrency)
         self.strict = strict
         self.on_invalid_bar = on_invalid_bar
@@ -229,7 +243,7 @@ class GatewayClient:
         tf = Timeframe.parse(timeframe)
         contract = self.resolve(symbol)
         validator = BarValidator(strict=self.strict, on_invalid=self.on_invalid_bar)
-        return self.history.fetch(
+        bars = self.history.fetch(
             contract.contract_id,
             tf,
             start,
@@ -238,6 +252,9 @@ class GatewayClient:
             validator=validator,
             now=self.server_time(),
         )
+        if self.plugins:
+            bars = plugin_transform_bars(contract.symbol or str(contract.contract_id), tf, bars)
+        return bars
 
     def fetch_latest_bar(
         self, symbol: SymbolLike, timeframe: Timeframe | str = Timeframe.MINUTE_1

@@ -80,6 +80,8 @@ class ClientEvent:
 
 #: A callable that receives every :class:`ClientEvent`.
 Listener = Callable[[ClientEvent], None]
+#: Maps a non-``requests`` exception raised while sending to a MarketError (or None).
+ErrorMapper = Callable[[Exception], "MarketError | None"]
 
 
 def _timeouts(timeout: object) -> tuple[float, float]:
@@ -139,6 +141,7 @@ class Transport:
         self._lock = threading.Lock()
         self._listeners: tuple[Listener, ...] = (on_event,) if on_event is not None else ()
         self._server_date: tuple[datetime, float] | None = None
+        self._error_mappers: tuple[ErrorMapper, ...] = ()
 
     # -- properties --------------------------------------------------------------------------
 
@@ -188,6 +191,20 @@ class Transport:
                 log.warning(
                     "event listener %r failed on a %r event", listener, event.kind, exc_info=True
                 )
+
+    def add_error_mapper(self, mapper: ErrorMapper) -> None:
+        """Map exceptions that are not ``requests`` failures (e.g. a cassette that has no
+        recording for a request) to a :class:`MarketError`: ``mapper(exc)`` returns the error
+        to raise, or None to pass. Unmapped foreign exceptions propagate unchanged."""
+        with self._lock:
+            self._error_mappers = (*self._error_mappers, mapper)
+
+    def _map_foreign(self, exc: Exception) -> MarketError | None:
+        for mapper in self._error_mappers:
+            mapped = mapper(exc)
+            if mapped is not None:
+                return mapped
+        return None
 
     # -- requests --------------------------------------------------------------------------
 
@@ -291,6 +308,14 @@ class Transport:
             except requests.exceptions.RequestException as exc:
                 self._record(method, path, None, time.monotonic() - started)
                 raise failure(exc, call, timeout=self.timeout, tls=self.tls) from exc
+            except MarketError:
+                raise
+            except Exception as exc:
+                mapped = self._map_foreign(exc)
+                if mapped is None:
+                    raise
+                self._record(method, path, None, time.monotonic() - started)
+                raise mapped from exc
         self._record(method, path, response.status_code, time.monotonic() - started)
         self._note_date(response)
         try:

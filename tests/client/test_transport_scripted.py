@@ -342,3 +342,32 @@ def test_in_band_too_many_requests_also_holds_the_pacer(scripted: Scripted) -> N
         t.request("GET", "/iserver/accounts")
     assert 4.0 < pacer.penalty_remaining <= 5.0
     assert [e.details["penalty_seconds"] for e in events if e.kind == "rate_limited"] == [5.0]
+
+
+class _ExplodingAdapter(requests.adapters.HTTPAdapter):
+    """A transport adapter that fails with a foreign (non-requests) exception."""
+
+    def send(self, *args: object, **kwargs: object) -> requests.Response:
+        raise RuntimeError("no recording for GET /v1/api/iserver/accounts")
+
+
+def _exploding_transport() -> Transport:
+    session = requests.Session()
+    session.mount("https://", _ExplodingAdapter())
+    return Transport("https://127.0.0.1:5000", session=session, retry=RetryPolicy.no_retries())
+
+
+def test_foreign_exception_propagates_without_a_mapper() -> None:
+    transport = _exploding_transport()
+    with pytest.raises(RuntimeError, match="no recording"):
+        transport.request("GET", "/iserver/accounts")
+
+
+def test_error_mapper_turns_foreign_exception_into_market_error() -> None:
+    transport = _exploding_transport()
+    transport.add_error_mapper(
+        lambda exc: ConfigError(f"cassette miss: {exc}") if isinstance(exc, RuntimeError) else None
+    )
+    with pytest.raises(ConfigError, match="cassette miss: no recording") as info:
+        transport.request("GET", "/iserver/accounts")
+    assert isinstance(info.value.__cause__, RuntimeError)
