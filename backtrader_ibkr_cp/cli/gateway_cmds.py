@@ -1,0 +1,258 @@
+"""``ibkr-cp status``, ``search`` and ``bars``: one-shot questions to a gateway."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import importlib
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from ..errors import AuthenticationError, ConfigError, MarketError
+from ..models import Bar, Timeframe
+from .common import (
+    Progress,
+    add_date_range,
+    add_gateway_options,
+    check_range,
+    make_client,
+    parse_timeframe,
+    print_table,
+)
+
+__all__ = ["add_bars", "add_search", "add_status", "write_bars"]
+
+CSV_COLUMNS = ("datetime", "open", "high", "low", "close", "volume")
+
+
+# -- status ------------------------------------------------------------------------------
+
+
+def add_status(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "status",
+        parents=parents,
+        help="gateway health, session and market-data availability",
+        description="Check that the gateway answers, that its brokerage session is "
+        "authenticated and not taken over by another login (opening it when the gateway is "
+        "logged in), and which market data a symbol gets. Exit 0 when usable, 1 otherwise.",
+    )
+    add_gateway_options(p)
+    p.add_argument(
+        "--symbol", default="AAPL", help="symbol whose market data to check (default: AAPL; "
+        "'' to skip)",
+    )  # fmt: skip
+    p.set_defaults(func=run_status)
+
+
+def run_status(args: argparse.Namespace) -> int:
+    client = make_client(args)
+    try:
+        out = sys.stdout
+        status = client.api.auth_status()
+        out.write(f"gateway        {client.base_url}: answering\n")
+        if status.server_name or status.server_version:
+            out.write(f"server         {status.server_name} {status.server_version}\n".rstrip())
+            out.write("\n")
+        try:
+            status = client.session.ensure_authenticated()
+        except AuthenticationError:
+            out.write(f"authenticated  no (connected: {_yes(status.connected)})\n")
+            raise
+        out.write(f"authenticated  {_yes(status.authenticated)}\n")
+        out.write(f"competing      {_yes(status.competing)}\n")
+        out.write(f"connected      {_yes(status.connected)}\n")
+        if args.symbol:
+            _market_data(client, args.symbol, out)
+        return 0
+    finally:
+        client.close()
+
+
+def _market_data(client: Any, symbol: str, out: IO[str]) -> None:
+    try:
+        contract = client.resolve(symbol)
+        snapshot = client.fetch_snapshot(contract)
+    except MarketError as exc:
+        out.write(f"market data    {symbol}: unavailable ({exc})\n")
+        return
+    availability = snapshot.availability
+    what = availability.describe() if availability is not None else "unknown"
+    last = f", last {snapshot.last}" if snapshot.last is not None else ""
+    out.write(f"market data    {contract.symbol} ({contract.contract_id}): {what}{last}\n")
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+# -- search ------------------------------------------------------------------------------
+
+
+def add_search(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "search",
+        parents=parents,
+        help="list the contracts a symbol matches",
+        description="List every contract the gateway's /iserver/secdef/search returns for "
+        "SYMBOL (conid, type, exchange, currency, description).",
+    )
+    add_gateway_options(p)
+    p.add_argument("symbol", metavar="SYMBOL", help="e.g. AAPL")
+    p.add_argument("--sec-type", default=None, help="filter by security type, e.g. STK")
+    p.set_defaults(func=run_search)
+
+
+def run_search(args: argparse.Namespace) -> int:
+    client = make_client(args)
+    try:
+        client.authenticate()
+        contracts = client.search_contract(args.symbol, sec_type=args.sec_type)
+    finally:
+        client.close()
+    if not contracts:
+        raise ConfigError(
+            f"no contract matches {args.symbol!r}; check the symbol (e.g. AAPL, BRK B)"
+        )
+    rows = [
+        (c.contract_id, c.symbol, c.sec_type, c.exchange, c.currency, c.description)
+        for c in contracts
+    ]
+    print_table(rows, ("conid", "symbol", "type", "exchange", "currency", "description"))
+    return 0
+
+
+# -- bars --------------------------------------------------------------------------------
+
+
+def add_bars(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "bars",
+        parents=parents,
+        help="download historical bars to CSV (or Parquet)",
+        description="Download completed bars with start in [--from, --to) as CSV (datetime "
+        "in UTC ISO-8601, open, high, low, close, volume in shares) to --output or stdout. "
+        "A file ending in .parquet is written as Parquet (needs pandas and pyarrow).",
+    )
+    add_gateway_options(p)
+    p.add_argument("symbol", metavar="SYMBOL", help="e.g. AAPL or AAPL-STK-NASDAQ-USD")
+    p.add_argument(
+        "--bar", type=parse_timeframe, default=Timeframe.MINUTE_5,
+        help=f"bar size: {Timeframe.supported_text()} (default 5min)",
+    )  # fmt: skip
+    add_date_range(p)
+    p.add_argument("--output", "-o", metavar="FILE", default=None, help="default: stdout")
+    p.add_argument("--outside-rth", action="store_true", help="include 04:00-20:00 ET bars")
+    p.set_defaults(func=run_bars)
+
+
+def _parquet_check(path: str | None) -> None:
+    if path is None or not path.lower().endswith(".parquet"):
+        return
+    try:
+        importlib.import_module("pandas")
+        importlib.import_module("pyarrow")
+    except ImportError:
+        raise ConfigError(
+            f"writing {path} needs pandas and pyarrow: `pip install pandas pyarrow`, or "
+            "write a .csv file instead"
+        ) from None
+
+
+def planned_requests(timeframe: Timeframe, start: Any, end: Any, outside_rth: bool) -> int:
+    """How many history requests the planner will make (0 when unknown)."""
+    try:
+        from ..history.planner import plan_windows
+    except ImportError:
+        return 0
+    try:
+        return len(plan_windows(timeframe, start, end, outside_rth=outside_rth))
+    except MarketError:
+        return 0
+
+
+def fetch_with_progress(
+    client: Any,
+    symbol: str,
+    timeframe: Timeframe,
+    start: Any,
+    end: Any,
+    *,
+    outside_rth: bool = False,
+    stream: IO[str] | None = None,
+) -> tuple[list[Bar], Progress]:
+    """``client.fetch_bars(...)`` with a progress bar counting history requests."""
+    total = planned_requests(timeframe, start, end, outside_rth)
+    progress = Progress(f"{symbol} {timeframe.bar}", total, stream)
+
+    def on_event(event: Any) -> None:
+        details = getattr(event, "details", {}) or {}
+        if event.kind == "request" and str(details.get("path", "")).endswith("/history"):
+            progress.step()
+
+    client.add_listener(on_event)
+    bars = client.fetch_bars(symbol, timeframe, start, end, outside_rth=outside_rth)
+    return bars, progress
+
+
+def run_bars(args: argparse.Namespace) -> int:
+    check_range(args.start, args.end)
+    _parquet_check(args.output)
+    client = make_client(args)
+    try:
+        client.authenticate()
+        bars, progress = fetch_with_progress(
+            client, args.symbol, args.bar, args.start, args.end, outside_rth=args.outside_rth
+        )
+    finally:
+        client.close()
+    where = args.output or "stdout"
+    write_bars(bars, args.output)
+    progress.done(f"{args.symbol} {args.bar.bar}: {len(bars)} bars -> {where}")
+    return 0
+
+
+def _iso(bar: Bar) -> str:
+    return bar.timestamp.isoformat()
+
+
+def write_bars(bars: Sequence[Bar], path: str | None, stream: IO[str] | None = None) -> None:
+    """Bars as CSV (``CSV_COLUMNS``) to ``path`` or ``stream`` (default stdout), or Parquet
+    when ``path`` ends in ``.parquet``. Floats are written with ``repr`` (exact)."""
+    if path is not None and path.lower().endswith(".parquet"):
+        _write_parquet(bars, Path(path))
+        return
+    if path is None:
+        _write_csv(bars, stream if stream is not None else sys.stdout)
+        return
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        _write_csv(bars, handle)
+
+
+def _write_csv(bars: Sequence[Bar], handle: IO[str]) -> None:
+    writer = csv.writer(handle, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for bar in bars:
+        writer.writerow(
+            (_iso(bar), repr(bar.open), repr(bar.high), repr(bar.low), repr(bar.close),
+             repr(bar.volume))
+        )  # fmt: skip
+
+
+def _write_parquet(bars: Sequence[Bar], path: Path) -> None:
+    pd: Any = importlib.import_module("pandas")
+    frame = pd.DataFrame(
+        {
+            "datetime": [b.timestamp for b in bars],
+            "open": [b.open for b in bars],
+            "high": [b.high for b in bars],
+            "low": [b.low for b in bars],
+            "close": [b.close for b in bars],
+            "volume": [b.volume for b in bars],
+        }
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(path, index=False)

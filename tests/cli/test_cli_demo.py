@@ -1,0 +1,50 @@
+"""``ibkr-cp demo``: the bundled cassette's backtest, then a short live run on the simulator."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from backtrader_ibkr_cp.cli import main
+from backtrader_ibkr_cp.cli.demo_cmd import find_bundled_cassette
+
+
+def test_demo_backtests_the_bundled_cassette_then_paper_trades_live(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], no_thread_leak: None, store_cassettes: None
+) -> None:
+    out = tmp_path / "out"
+    argv = ["demo", "--out", str(out), "--live-bars", "4", "--speed", "300", "--timeout", "60"]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    rows = {line.split("  ")[0]: line for line in text.splitlines()}
+    assert "backtest (cassette)" in rows and "live paper (simulator)" in rows
+    assert rows["backtest (cassette)"].split()[2] == "9984"  # two symbols x 64 sessions x 78
+    with open(out / "demo_backtest_equity.csv", newline="") as handle:
+        equity = list(csv.DictReader(handle))
+    assert len(equity) > 4900 and float(equity[0]["value"]) == pytest.approx(100_000, rel=0.01)
+    assert (out / "demo_live_equity.csv").is_file()
+    chart = out / "demo_equity.png"
+    assert f"chart: {chart}" in text or "chart: skipped (matplotlib is not installed" in text
+
+
+def test_the_bundled_cassette_is_labelled_synthetic_and_small() -> None:
+    path = find_bundled_cassette()
+    assert "synthetic" in path.name
+    meta = json.loads(path.read_text().splitlines()[0].rstrip(",") + "]}")["metadata"]
+    assert meta["synthetic"] is True and meta["symbols"] == ["AAPL", "MSFT"]
+    assert meta["bar"] == "5min" and meta["from"] < "2024-01-03" and meta["to"] >= "2024-04-01"
+    assert path.stat().st_size < 5_000_000
+    assert (path.parent / "README.md").read_text().count("SYNTHETIC") >= 1
+
+
+def test_demo_with_a_cassette_that_does_not_describe_its_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bare = tmp_path / "bare.json"
+    bare.write_text('{"version":1,"interactions":[\n]}\n')
+    assert main(["demo", "--cassette", str(bare), "--live-bars", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "does not describe its run" in err
