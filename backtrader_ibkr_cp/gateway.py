@@ -29,6 +29,7 @@ from .client.api import ApiClient
 from .client.pacing import Pacer, PacingLimits
 from .client.retry import RetryPolicy
 from .client.session import SessionKeeper
+from .client.tls import normalize_base_url
 from .client.transport import ClientEvent, Transport
 from .contracts.resolver import ContractResolver
 from .errors import ConfigError, DataUnavailable, MarketError
@@ -102,7 +103,8 @@ class GatewayClient:
         plugins: bool = True,
     ) -> None:
         limits = pacing or PacingLimits()
-        self.pacer = Pacer(limits)
+        root = normalize_base_url(base_url, allow_insecure_http=allow_insecure_http)
+        self.pacer = Pacer.shared(root, limits)
         self.transport = Transport(
             base_url,
             session=session,

@@ -105,9 +105,15 @@ def check_range(start: datetime, end: datetime) -> None:
 
 
 def make_client(args: argparse.Namespace, **kwargs: Any) -> Any:
-    """A GatewayClient for ``--gateway``/``--verify`` (short timeouts for a CLI)."""
+    """A GatewayClient for ``--gateway``/``--verify``.
+
+    A command line should answer, not sit in IBKR's 10-minute penalty box: a 429 fails at
+    once with the gateway's Retry-After in the message (``rate_limit_retries=0``).
+    """
+    from ..client.retry import RetryPolicy
     from ..gateway import GatewayClient
 
+    kwargs.setdefault("retry", RetryPolicy(rate_limit_retries=0))
     return GatewayClient(args.gateway, verify=args.verify, **kwargs)
 
 

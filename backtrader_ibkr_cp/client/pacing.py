@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+import weakref
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -300,6 +301,22 @@ class Pacer:
                 self._in_flight[kind] -= 1
                 self._cond.notify_all()
 
+    @classmethod
+    def shared(cls, key: str, limits: PacingLimits) -> Pacer:
+        """The process-wide Pacer for gateway ``key`` (its normalised API root) and ``limits``.
+
+        IBKR counts requests per gateway (per IP), not per client object, so every client of
+        one gateway in this process must draw from one budget: two ``GatewayClient`` objects
+        (a store and a CLI call, say) would otherwise each send 10/s and together provoke a
+        429 and a 10-minute penalty. Kept while any client holds it.
+        """
+        with _SHARED_LOCK:
+            pacer = _SHARED.get((key, limits))
+            if pacer is None:
+                pacer = cls(limits)
+                _SHARED[(key, limits)] = pacer
+            return pacer
+
     def interrupt(self) -> None:
         """Wake every waiting caller so it re-checks its ``cancel`` event."""
         with self._cond:
@@ -392,3 +409,9 @@ class Pacer:
                 self._sleep(delay)
             finally:
                 self._cond.acquire()
+
+
+_SHARED_LOCK = threading.Lock()
+_SHARED: weakref.WeakValueDictionary[tuple[str, PacingLimits], Pacer] = (
+    weakref.WeakValueDictionary()
+)

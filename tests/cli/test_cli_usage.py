@@ -100,3 +100,19 @@ def test_gateway_url_defaults_to_the_environment(monkeypatch: pytest.MonkeyPatch
     assert args.gateway == "https://127.0.0.1:5999"
     monkeypatch.delenv("IBKR_GATEWAY_URL")
     assert build_parser().parse_args(["status"]).gateway == "https://localhost:5000"
+
+
+def test_rate_limit_fails_at_once_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """A CLI call must not sit silently in IBKR's penalty box (it used to wait 600 s)."""
+    from datetime import datetime, timezone
+
+    from backtrader_ibkr_cp.simulator import GatewaySimulator
+
+    start = datetime(2024, 3, 5, 18, 0, 30, tzinfo=timezone.utc)
+    with GatewaySimulator(seed=2, speed=0, start=start, penalty_seconds=600) as sim:
+        sim.inject("http_429", count=1, path="/iserver/auth/status")
+        code = main(["status", "--symbol", "", "--gateway", sim.url])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    assert err[-1].startswith("error: POST /iserver/auth/status: the gateway refused the request")
+    assert "Retry-After" in err[-1]
