@@ -1,0 +1,30 @@
+"""Live market data: the shared snapshot poller, bar/tick builders and the per-feed stream.
+
+Nothing here imports backtrader; the store and feed (``store.py``, ``feed.py``) adapt it.
+"""
+
+from __future__ import annotations
+
+from .builder import BarBuilder, TickBuilder
+from .calendar import Bucket, bucket_at, next_bucket, session_bounds
+from .events import BarEvent, EndEvent, FeedStatus, StatusEvent, StreamConfig, StreamEvent
+from .poller import SnapshotListener, SnapshotPoller
+from .stream import LiveStream
+
+__all__ = [
+    "BarBuilder",
+    "BarEvent",
+    "Bucket",
+    "EndEvent",
+    "FeedStatus",
+    "LiveStream",
+    "SnapshotListener",
+    "SnapshotPoller",
+    "StatusEvent",
+    "StreamConfig",
+    "StreamEvent",
+    "TickBuilder",
+    "bucket_at",
+    "next_bucket",
+    "session_bounds",
+]

@@ -1,0 +1,198 @@
+"""The trading calendar live bars are cut by: US equity sessions in New York time. Pure.
+
+This is the wire calendar of ``docs/dev/interfaces.md``: weekdays (no holidays), regular hours
+09:30-16:00 America/New_York, outside regular hours 04:00-20:00. An intraday bar of N minutes
+covers a bucket aligned to multiples of N minutes counted from midnight New York time, clipped
+to the session: its stamp is ``max(bucket start, session start)`` and its end
+``min(bucket start + N, session end)`` (1h RTH bars: 09:30-10:00, 10:00-11:00, ...,
+15:00-16:00). A daily bar covers one session, a weekly bar the sessions of one ISO week (stamped
+at Monday's session start), a monthly bar the sessions of one calendar month (stamped at the
+first weekday's session start).
+
+Every ``datetime`` going in must be tz-aware; every one coming out is tz-aware UTC.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+from ..errors import ConfigError
+from ..models.timeframe import BT_DAYS, BT_MONTHS, BT_WEEKS, Timeframe
+
+__all__ = [
+    "EXCHANGE_TZ",
+    "Bucket",
+    "bucket_at",
+    "default_start",
+    "next_bucket",
+    "next_session_start",
+    "period_last_date",
+    "session_bounds",
+    "trading_date",
+]
+
+#: The exchange time zone of the wire calendar.
+EXCHANGE_TZ = ZoneInfo("America/New_York")
+
+_RTH = (time(9, 30), time(16, 0))
+_OUTSIDE_RTH = (time(4, 0), time(20, 0))
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    """The interval one bar covers: ``[start, end)``, both tz-aware UTC.
+
+    ``start`` is the bar's timestamp (its stamp on the wire), ``end`` the instant it is
+    complete.
+    """
+
+    start: datetime
+    end: datetime
+
+    def contains(self, moment: datetime) -> bool:
+        return self.start <= moment < self.end
+
+
+def _require_aware(moment: datetime) -> None:
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ConfigError(f"datetime {moment.isoformat()} must be tz-aware (UTC)")
+
+
+def _utc(day: date, clock: time) -> datetime:
+    return datetime.combine(day, clock, tzinfo=EXCHANGE_TZ).astimezone(timezone.utc)
+
+
+def session_bounds(day: date, *, outside_rth: bool = False) -> tuple[datetime, datetime] | None:
+    """The session of New York date ``day`` as ``(start, end)`` UTC, or None on a weekend."""
+    if day.weekday() >= 5:
+        return None
+    opens, closes = _OUTSIDE_RTH if outside_rth else _RTH
+    return _utc(day, opens), _utc(day, closes)
+
+
+def trading_date(moment: datetime) -> date:
+    """The New York calendar date of ``moment`` (tz-aware)."""
+    _require_aware(moment)
+    return moment.astimezone(EXCHANGE_TZ).date()
+
+
+def _first_weekday(day: date) -> date:
+    while day.weekday() >= 5:
+        day += timedelta(days=1)
+    return day
+
+
+def _last_weekday(day: date) -> date:
+    while day.weekday() >= 5:
+        day -= timedelta(days=1)
+    return day
+
+
+def _month_end(day: date) -> date:
+    following = date(day.year + (day.month == 12), day.month % 12 + 1, 1)
+    return following - timedelta(days=1)
+
+
+def _period_dates(day: date, timeframe: Timeframe) -> tuple[date, date]:
+    """First and last trading dates of the daily/weekly/monthly period holding ``day``."""
+    if timeframe.bt_timeframe == BT_DAYS:
+        return day, day
+    if timeframe.bt_timeframe == BT_WEEKS:
+        monday = day - timedelta(days=day.weekday())
+        return monday, monday + timedelta(days=4)
+    if timeframe.bt_timeframe == BT_MONTHS:
+        return _first_weekday(day.replace(day=1)), _last_weekday(_month_end(day))
+    raise ConfigError(f"timeframe {timeframe.bar} is intraday")
+
+
+def period_last_date(moment: datetime, timeframe: Timeframe) -> date:
+    """The last trading date of the daily/weekly/monthly period holding ``moment``."""
+    return _period_dates(trading_date(moment), timeframe)[1]
+
+
+def bucket_at(
+    moment: datetime, timeframe: Timeframe, *, outside_rth: bool = False
+) -> Bucket | None:
+    """The bucket holding ``moment``, or None when ``moment`` is outside every session."""
+    _require_aware(moment)
+    day = trading_date(moment)
+    bounds = session_bounds(day, outside_rth=outside_rth)
+    if bounds is None or not bounds[0] <= moment < bounds[1]:
+        return None
+    session_start, session_end = bounds
+    if timeframe.is_intraday:
+        local = moment.astimezone(EXCHANGE_TZ)
+        minute_of_day = local.hour * 60 + local.minute
+        first = minute_of_day - minute_of_day % timeframe.minutes
+        bucket_start = _utc(day, time(first // 60, first % 60))
+        # Wall-clock arithmetic in New York time (DST-safe: sessions never span 02:00). Every
+        # bar length divides a day, so a bucket ends at midnight at the latest.
+        end_minute = first + timeframe.minutes
+        if end_minute >= 24 * 60:
+            bucket_end = _utc(day + timedelta(days=1), time(0))
+        else:
+            bucket_end = _utc(day, time(end_minute // 60, end_minute % 60))
+        return Bucket(max(bucket_start, session_start), min(bucket_end, session_end))
+    first_day, last_day = _period_dates(day, timeframe)
+    first_bounds = session_bounds(first_day, outside_rth=outside_rth)
+    last_bounds = session_bounds(last_day, outside_rth=outside_rth)
+    assert first_bounds is not None and last_bounds is not None  # weekdays by construction
+    return Bucket(first_bounds[0], last_bounds[1])
+
+
+def next_session_start(moment: datetime, *, outside_rth: bool = False) -> datetime:
+    """The first session start at or after ``moment`` (tz-aware)."""
+    _require_aware(moment)
+    day = trading_date(moment)
+    for offset in range(8):
+        bounds = session_bounds(day + timedelta(days=offset), outside_rth=outside_rth)
+        if bounds is not None and bounds[0] >= moment:
+            return bounds[0]
+    raise AssertionError("unreachable: a weekday session starts within 8 days")
+
+
+def next_bucket(
+    previous: Bucket | datetime, timeframe: Timeframe, *, outside_rth: bool = False
+) -> Bucket:
+    """The bucket right after ``previous`` (a Bucket, or the stamp of one), skipping nights
+    and weekends."""
+    if isinstance(previous, datetime):
+        found = bucket_at(previous, timeframe, outside_rth=outside_rth)
+        if found is None:
+            raise ConfigError(f"{previous.isoformat()} is not inside a session")
+        previous = found
+    moment = previous.end
+    found = bucket_at(moment, timeframe, outside_rth=outside_rth)
+    if found is None:
+        found = bucket_at(
+            next_session_start(moment, outside_rth=outside_rth),
+            timeframe,
+            outside_rth=outside_rth,
+        )
+    assert found is not None
+    return found
+
+
+#: Regular-hours minutes per session.
+_RTH_MINUTES = 390
+#: The longest span IBKR's history serves (15 years), in days.
+_MAX_LOOKBACK_DAYS = 15 * 365
+
+
+def default_start(timeframe: Timeframe, now: datetime, bars: int) -> datetime:
+    """A start far enough before ``now`` to hold about ``bars`` regular-hours bars of
+    ``timeframe`` (weekends included), never more than 15 years back."""
+    _require_aware(now)
+    if timeframe.is_intraday:
+        per_session = math.ceil(_RTH_MINUTES / timeframe.minutes)
+        days = (math.ceil(bars / per_session) + 1) * 7 // 5 + 3
+    elif timeframe.bt_timeframe == BT_DAYS:
+        days = bars * 7 // 5 + 3
+    elif timeframe.bt_timeframe == BT_WEEKS:
+        days = (bars + 1) * 7
+    else:
+        days = (bars + 1) * 31
+    return now - timedelta(days=min(days, _MAX_LOOKBACK_DAYS))

@@ -1,0 +1,133 @@
+"""SnapshotPoller against the simulator over HTTPS: one request per cycle, errors survived."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from backtrader_ibkr_cp.client import ApiClient
+from backtrader_ibkr_cp.errors import ConfigError, MarketError
+from backtrader_ibkr_cp.live.poller import MIN_INTERVAL, SnapshotPoller
+from backtrader_ibkr_cp.models import Snapshot
+from backtrader_ibkr_cp.simulator import GatewaySimulator
+
+SYMBOLS = ("AAPL", "IBM", "MSFT", "AMZN", "GOOGL", "META", "TSLA", "NVDA", "SPY", "QQQ")
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.snapshots: list[Snapshot] = []
+        self.errors: list[MarketError] = []
+        self.got_data = threading.Event()
+
+    def on_snapshot(self, snapshot: Snapshot) -> None:
+        self.snapshots.append(snapshot)
+        if not snapshot.is_preflight:
+            self.got_data.set()
+
+    def on_error(self, error: MarketError) -> None:
+        self.errors.append(error)
+
+
+def wait_for(predicate: object, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return
+        time.sleep(0.02)
+    raise AssertionError("condition not met in time")
+
+
+def test_one_request_per_cycle_carries_every_conid_and_each_listener_gets_its_own(
+    no_thread_leak: None, sim: GatewaySimulator, api: ApiClient
+) -> None:
+    poller = SnapshotPoller(api, interval=0.1)
+    recorders = {sim.conid(s): Recorder() for s in SYMBOLS}
+    for conid, recorder in recorders.items():
+        poller.subscribe(conid, recorder)
+    try:
+        for recorder in recorders.values():
+            assert recorder.got_data.wait(5.0)
+        cycles = poller.cycles
+    finally:
+        poller.stop()
+    assert not poller.running
+    requests = sim.stats.snapshot_conids
+    assert len(requests) >= cycles >= 2
+    assert all(sorted(r) == sorted(recorders) for r in requests[1:])  # all 10 in each
+    for conid, recorder in recorders.items():
+        assert {s.conid for s in recorder.snapshots} == {conid}
+        assert recorder.snapshots[0].is_preflight  # first answer: pre-flight, dispatched
+        data = [s for s in recorder.snapshots if not s.is_preflight]
+        assert data[0].last is not None and data[0].timestamp is not None
+
+
+def test_cadence_stays_inside_half_the_snapshot_budget(
+    sim: GatewaySimulator, api: ApiClient
+) -> None:
+    poller = SnapshotPoller(api, interval=0.01)
+    assert poller.interval == MIN_INTERVAL
+    poller.subscribe(sim.conid("AAPL"), Recorder())
+    time.sleep(1.0)
+    poller.stop()
+    assert 3 <= len(sim.stats.snapshot_conids) <= 7  # about 5 per second, pre-flight included
+    assert sim.stats.rate_limited == 0
+
+
+def test_errors_reach_listeners_and_the_poller_recovers(
+    no_thread_leak: None, sim: GatewaySimulator, api: ApiClient
+) -> None:
+    recorder = Recorder()
+    poller = SnapshotPoller(api, interval=0.05, max_backoff=0.2)
+    poller.subscribe(sim.conid("AAPL"), recorder)
+    try:
+        assert recorder.got_data.wait(5.0)
+        # More 503s than the client's own retries: the poller sees the error, backs off.
+        sim.inject("http_503", count=6, path="/iserver/marketdata/snapshot")
+        wait_for(lambda: recorder.errors)
+        seen = len(recorder.snapshots)
+        wait_for(lambda: len(recorder.snapshots) > seen + 2)
+    finally:
+        poller.stop()
+    assert isinstance(recorder.errors[0], MarketError)
+
+
+def test_unsubscribe_closes_the_gateway_stream_and_stop_is_clean(
+    no_thread_leak: None, sim: GatewaySimulator, api: ApiClient
+) -> None:
+    recorder = Recorder()
+    poller = SnapshotPoller(api, interval=0.05)
+    conid = sim.conid("IBM")
+    poller.subscribe(conid, recorder)
+    assert recorder.got_data.wait(5.0)
+    poller.unsubscribe(conid, recorder)
+    wait_for(lambda: sim.stats.requests["/iserver/marketdata/unsubscribe"] == 1)
+    assert poller.conids == []
+    poller.stop()
+    poller.stop()  # idempotent
+
+
+def test_a_listener_that_raises_does_not_kill_the_poller(
+    sim: GatewaySimulator, api: ApiClient
+) -> None:
+    class Broken(Recorder):
+        def on_snapshot(self, snapshot: Snapshot) -> None:
+            super().on_snapshot(snapshot)
+            raise RuntimeError("listener bug")
+
+    broken, good = Broken(), Recorder()
+    poller = SnapshotPoller(api, interval=0.05)
+    poller.subscribe(sim.conid("AAPL"), broken)
+    poller.subscribe(sim.conid("AAPL"), good)
+    try:
+        wait_for(lambda: len(good.snapshots) >= 3)
+    finally:
+        poller.stop()
+
+
+@pytest.mark.parametrize("interval", [0, -1, float("nan")])
+def test_bad_interval_is_a_config_error(api: ApiClient, interval: float) -> None:
+    with pytest.raises(ConfigError, match="poll interval"):
+        SnapshotPoller(api, interval=interval)
