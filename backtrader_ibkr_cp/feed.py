@@ -136,7 +136,7 @@ class IBKRCPData(DataBase, metaclass=MetaIBKRCPData):  # type: ignore[misc]
         self._contract: Contract | None = None
         self._bar_tf: Timeframe | None = None
         self._last_num: float | None = None
-        self._clock: dt.datetime | None = None
+        self._known_through: dt.datetime | None = None
 
     # -- backtrader plumbing --------------------------------------------------------------
 
@@ -163,7 +163,7 @@ class IBKRCPData(DataBase, metaclass=MetaIBKRCPData):  # type: ignore[misc]
         through (its last delivered stamp; in ticks mode the gateway time once the queue
         is drained), so ``check()`` never closes a bar whose source bars are in flight and
         the gateway's (possibly simulated, faster) clock is used instead of the local one."""
-        known = self._clock
+        known = self._known_through
         stream = self._stream
         if self._ticks_mode and stream is not None and stream.events.empty():
             gateway = stream.gateway_now
@@ -357,7 +357,7 @@ class IBKRCPData(DataBase, metaclass=MetaIBKRCPData):  # type: ignore[misc]
         lines.volume[0] = bar.volume
         lines.openinterest[0] = 0.0
         self._last_num = num
-        self._clock = stamp
+        self._known_through = stamp
         return True
 
     def _load_from(self) -> bool:
@@ -367,5 +367,5 @@ class IBKRCPData(DataBase, metaclass=MetaIBKRCPData):  # type: ignore[misc]
         for alias in self.lines.getlinealiases():
             getattr(self.lines, alias)[0] = getattr(source.lines, alias)[0]
         self._last_num = self.lines.datetime[0]
-        self._clock = num2date(self._last_num)
+        self._known_through = num2date(self._last_num)
         return True

@@ -166,3 +166,43 @@ def test_same_trades_and_value_as_pandas_data(
         results.append((cerebro.broker.getvalue(), strategy.trades, len(strategy.data)))
     assert results[0] == results[1]
     assert results[0][1] > 10  # the strategy actually traded
+
+
+class LineSma(bt.Strategy):  # type: ignore[misc]
+    """Indicators on a data *line* (the most common pattern in user strategies)."""
+
+    def __init__(self) -> None:
+        self.sma = bt.ind.SMA(self.data.close, period=5)
+        self.seen: list[float] = []
+
+    def next(self) -> None:
+        self.seen.append(float(self.sma[0]))
+
+
+def test_indicator_on_a_data_line_works(
+    frozen_sim: GatewaySimulator, run_cerebro: Callable[..., Any]
+) -> None:
+    """Regression: the feed kept its own ``_clock`` attribute, which backtrader uses for the
+    line clock, so ``SMA(data.close)`` crashed with "'datetime.datetime' object has no
+    attribute '_owner'"."""
+    data = IBKRCPData(
+        dataname="AAPL",
+        gateway_url=frozen_sim.url,
+        timeframe=bt.TimeFrame.Days,
+        compression=1,
+        historical=True,
+        fromdate=dt.datetime(2024, 1, 2),
+        todate=dt.datetime(2024, 3, 1),
+    )
+    strategy = run_cerebro(cerebro_with(data, LineSma))
+    closes = [
+        b.close
+        for b in frozen_sim.truth(
+            "AAPL",
+            "1d",
+            start=dt.datetime(2024, 1, 2, tzinfo=UTC),
+            end=dt.datetime(2024, 3, 1, tzinfo=UTC),
+        )
+    ]
+    assert strategy.seen[0] == pytest.approx(sum(closes[:5]) / 5)
+    assert len(strategy.seen) == len(closes) - 4
