@@ -17,10 +17,10 @@ from backtrader.utils import date2num, num2date
 from .btfeed.stamps import lines_stamp
 from .btfeed.tz import localizing_tz
 from .errors import ConfigError, DataUnavailable, MarketError
-from .live.calendar import EXCHANGE_TZ
 from .live.events import BarEvent, EndEvent, FeedStatus, StatusEvent, StreamConfig, StreamEvent
 from .live.stream import LiveStream
 from .models import Contract, Timeframe
+from .models.calendar import EXCHANGE_TZ
 from .store import IBKRCPStore
 
 __all__ = ["IBKRCPData"]

@@ -17,6 +17,7 @@ from typing import Protocol
 
 from ..errors import ApiError, ConfigError, DataUnavailable, MarketError
 from ..models.bar import Bar, BarValidator
+from ..models.calendar import bucket_at
 from ..models.history import HistoryResponse
 from ..models.timeframe import Timeframe
 from .planner import Window, plan_windows
@@ -93,9 +94,10 @@ class HistoryFetcher:
     ) -> list[Bar]:
         """Validated bars starting in ``[start, end)``, sorted, one per timestamp.
 
-        ``now`` (the gateway's clock, tz-aware) drops bars still forming at ``now`` (bar start
-        + nominal bar length > now: 1 day, 7 days, 31 days for 1d, 1w, 1m) and skips windows
-        after it. Errors: ConfigError for bad arguments (naive datetimes, start >= end); any
+        ``now`` (the gateway's clock, tz-aware) drops bars still forming at ``now`` (their
+        bucket on the exchange calendar ends after ``now``: a daily bar is complete at the
+        session close, a weekly one at Friday's) and skips windows after it.
+        Errors: ConfigError for bad arguments (naive datetimes, start >= end); any
         gateway error other than "No data." cancels the remaining windows and is raised with
         the window in its message and ``context["window"]``.
         """
@@ -111,7 +113,7 @@ class HistoryFetcher:
         batches = self._run(conid, windows, outside_rth)
         bars = [bar for batch in batches for bar in batch if start <= bar.timestamp < end]
         if now is not None:
-            bars = [bar for bar in bars if bar.timestamp + tf.duration <= now]
+            bars = [bar for bar in bars if _bar_end(bar, tf, outside_rth) <= now]
         return (validator or BarValidator()).validate(bars)
 
     def _run(self, conid: int, windows: Sequence[Window], outside_rth: bool) -> list[list[Bar]]:
@@ -172,3 +174,10 @@ def _first_error(failed: Sequence[Future[list[Bar]]]) -> BaseException:
     error = failed[0].exception()
     assert error is not None
     return error
+
+
+def _bar_end(bar: Bar, timeframe: Timeframe, outside_rth: bool) -> datetime:
+    """When ``bar`` is complete: the end of its bucket on the exchange calendar (a bar stamped
+    outside every session falls back to its nominal length)."""
+    bucket = bucket_at(bar.timestamp, timeframe, outside_rth=outside_rth)
+    return bucket.end if bucket is not None else bar.timestamp + timeframe.duration

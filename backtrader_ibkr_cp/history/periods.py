@@ -39,16 +39,16 @@ import re
 from datetime import datetime, timedelta, timezone
 
 from ..errors import ConfigError
-from ..models.timeframe import BT_DAYS, BT_WEEKS, Timeframe
-from .calendar import (
-    NEW_YORK,
+from ..models.calendar import (
+    EXCHANGE_TZ,
     bars_per_session,
     is_trading_day,
     max_trading_days,
-    ny_date,
     previous_trading_day,
-    session_bounds,
+    session_span,
+    trading_date,
 )
+from ..models.timeframe import BT_DAYS, BT_WEEKS, Timeframe
 
 __all__ = [
     "MAX_POINTS",
@@ -154,15 +154,15 @@ def _shift_months(wall: datetime, months: int, clamp: bool) -> datetime:
 
 def _calendar_start(anchor: datetime, count: int, unit: str) -> datetime:
     utc = anchor.astimezone(timezone.utc)
-    local = anchor.astimezone(NEW_YORK).replace(tzinfo=None)
+    local = anchor.astimezone(EXCHANGE_TZ).replace(tzinfo=None)
     candidates: list[datetime] = []
     if unit == "w":
         days = 7 * count
         candidates.append(utc - timedelta(days=days))
-        candidates.append((local - timedelta(days=days)).replace(tzinfo=NEW_YORK))
+        candidates.append((local - timedelta(days=days)).replace(tzinfo=EXCHANGE_TZ))
     else:
         months = count if unit == "m" else 12 * count
-        for wall, zone in ((utc.replace(tzinfo=None), timezone.utc), (local, NEW_YORK)):
+        for wall, zone in ((utc.replace(tzinfo=None), timezone.utc), (local, EXCHANGE_TZ)):
             for clamp in (True, False):
                 candidates.append(_shift_months(wall, months, clamp).replace(tzinfo=zone))
         candidates.append(utc - timedelta(days=30 * count if unit == "m" else 365 * count))
@@ -181,10 +181,10 @@ def coverage_start(period: str, anchor: datetime, outside_rth: bool) -> datetime
     if unit in ("min", "h"):
         return anchor - timedelta(minutes=count * (1 if unit == "min" else 60))
     if unit == "d":
-        first = ny_date(anchor)
+        first = trading_date(anchor)
         if not is_trading_day(first):
             first = previous_trading_day(first)
-        opens, _ = session_bounds(previous_trading_day(first, count - 1), outside_rth)
+        opens, _ = session_span(previous_trading_day(first, count - 1), outside_rth)
         return min(opens, anchor)
     return min(_calendar_start(anchor, count, unit), anchor)
 

@@ -29,8 +29,8 @@ from datetime import datetime, time, timedelta, timezone
 from functools import lru_cache
 
 from ..errors import ConfigError
+from ..models.calendar import EXCHANGE_TZ, sessions_between
 from ..models.timeframe import Timeframe
-from .calendar import NEW_YORK, sessions_between
 from .periods import MAX_POINTS, allows, coverage_start, parse_period, worst_case_points
 
 __all__ = ["CANDIDATE_PERIODS", "Window", "max_period", "minimum_requests", "plan_windows"]
@@ -201,8 +201,8 @@ def _trim(
         if start <= opens:
             first = opens
         else:  # the next clock multiple of the bar length, counted from New York midnight
-            local = start.astimezone(NEW_YORK)
-            midnight = datetime.combine(local.date(), time(0), tzinfo=NEW_YORK)
+            local = start.astimezone(EXCHANGE_TZ)
+            midnight = datetime.combine(local.date(), time(0), tzinfo=EXCHANGE_TZ)
             first = (midnight + step * math.ceil((local - midnight) / step)).astimezone(
                 timezone.utc
             )

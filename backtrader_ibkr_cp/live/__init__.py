@@ -5,8 +5,8 @@ Nothing here imports backtrader; the store and feed (``store.py``, ``feed.py``) 
 
 from __future__ import annotations
 
+from ..models.calendar import Bucket, bucket_at, next_bucket, session_bounds
 from .builder import BarBuilder, TickBuilder
-from .calendar import Bucket, bucket_at, next_bucket, session_bounds
 from .events import BarEvent, EndEvent, FeedStatus, StatusEvent, StreamConfig, StreamEvent
 from .poller import SnapshotListener, SnapshotPoller
 from .stream import LiveStream

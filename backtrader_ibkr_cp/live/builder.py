@@ -4,7 +4,7 @@ The clock is each snapshot's ``timestamp`` (the gateway's ``_updated``), never t
 the gateway (or the simulator, which may run a fast clock) decides when a bar is over.
 
 :class:`BarBuilder` turns the last price of successive snapshots into OHLC bars of one
-:class:`Timeframe`, cut by the wire calendar (``live.calendar``), with the volume taken from the
+:class:`Timeframe`, cut by the wire calendar (``models.calendar``), with the volume taken from the
 change of the cumulative day volume (field ``7762``, shares) across the bar. It only returns bars
 it watched from their start: the bar that is forming when the builder starts (or restarts after
 :meth:`BarBuilder.reset`) is incomplete and is dropped, as are buckets in which no trade was
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from ..models import Bar, Snapshot, Timeframe
-from .calendar import Bucket, bucket_at
+from ..models.calendar import Bucket, bucket_at
 
 __all__ = ["BarBuilder", "TickBuilder"]
 

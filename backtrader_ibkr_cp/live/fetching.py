@@ -18,7 +18,7 @@ from ..errors import (
     MarketError,
 )
 from ..models import Bar, BarValidator, InvalidBar, Timeframe
-from .calendar import bucket_at
+from ..models.calendar import bucket_at
 
 __all__ = [
     "BarFetcher",

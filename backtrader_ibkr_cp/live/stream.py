@@ -27,8 +27,8 @@ from datetime import datetime, timezone
 
 from ..errors import AuthenticationError, ConfigError, DataUnavailable, MarketError
 from ..models import Bar, Contract, Snapshot
+from ..models.calendar import default_start
 from .builder import BarBuilder, TickBuilder
-from .calendar import default_start
 from .events import EndEvent, FeedStatus, StatusEvent, StreamConfig, StreamEvent
 from .fetching import (
     MAX_RETRY_WAIT,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from ..models import Bar, Timeframe
-from .calendar import Bucket, bucket_at, next_session_start
+from ..models.calendar import Bucket, bucket_at, next_session_start
 from .events import BarEvent
 
 __all__ = ["Timeline"]

@@ -195,3 +195,19 @@ def test_keepalive_thread_stops_on_close(sim: GatewaySimulator) -> None:
 def test_every_error_is_a_market_error() -> None:
     for cls in (AmbiguousContract, ContractNotFound):
         assert issubclass(cls, MarketError)
+
+
+def test_todays_daily_bar_is_complete_after_the_close() -> None:
+    """Regression: completeness used the nominal bar length (start + 24 h), so after the
+    16:00 close ``fetch_latest_bar(..., "1d")`` still returned yesterday's bar."""
+    after_close = datetime(2024, 3, 5, 22, 0, tzinfo=timezone.utc)  # Tue 17:00 New York
+    with (
+        GatewaySimulator(seed=3, speed=0, start=after_close) as sim,
+        GatewayClient(sim.url, retry=FAST) as client,
+    ):
+        latest = client.fetch_latest_bar("AAPL", "1d")
+        truth = sim.truth("AAPL", "1d", after_close - timedelta(days=3), after_close)
+        assert latest.timestamp == truth[-1].timestamp
+        assert latest.timestamp.date() == after_close.date()
+        hourly = client.fetch_bars("AAPL", "1h", after_close - timedelta(hours=8), after_close)
+        assert hourly[-1].timestamp == datetime(2024, 3, 5, 20, 0, tzinfo=timezone.utc)

@@ -7,7 +7,6 @@ from datetime import datetime, timezone
 import pytest
 
 from backtrader_ibkr_cp.errors import ConfigError
-from backtrader_ibkr_cp.history.calendar import bars_per_session, max_trading_days
 from backtrader_ibkr_cp.history.periods import (
     allows,
     bar_range,
@@ -15,6 +14,7 @@ from backtrader_ibkr_cp.history.periods import (
     parse_period,
     worst_case_points,
 )
+from backtrader_ibkr_cp.models.calendar import bars_per_session, max_trading_days
 from backtrader_ibkr_cp.models.timeframe import Timeframe as TF
 
 UTC = timezone.utc

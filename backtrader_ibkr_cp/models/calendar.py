@@ -1,4 +1,7 @@
-"""The trading calendar live bars are cut by: US equity sessions in New York time. Pure.
+"""The exchange calendar: US equity sessions in New York time, and bar buckets. Pure.
+
+One calendar for the whole package: the history planner counts sessions with it, the fetcher
+and the live bar builder cut bars by it.
 
 This is the wire calendar of ``docs/dev/interfaces.md``: weekdays (no holidays), regular hours
 09:30-16:00 America/New_York, outside regular hours 04:00-20:00. An intraday bar of N minutes
@@ -15,22 +18,29 @@ Every ``datetime`` going in must be tz-aware; every one coming out is tz-aware U
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from ..errors import ConfigError
-from ..models.timeframe import BT_DAYS, BT_MONTHS, BT_WEEKS, Timeframe
+from .timeframe import BT_DAYS, BT_MONTHS, BT_WEEKS, Timeframe
 
 __all__ = [
     "EXCHANGE_TZ",
     "Bucket",
+    "bars_per_session",
     "bucket_at",
     "default_start",
+    "is_trading_day",
+    "max_trading_days",
     "next_bucket",
     "next_session_start",
     "period_last_date",
+    "previous_trading_day",
     "session_bounds",
+    "session_span",
+    "sessions_between",
     "trading_date",
 ]
 
@@ -65,12 +75,66 @@ def _utc(day: date, clock: time) -> datetime:
     return datetime.combine(day, clock, tzinfo=EXCHANGE_TZ).astimezone(timezone.utc)
 
 
-def session_bounds(day: date, *, outside_rth: bool = False) -> tuple[datetime, datetime] | None:
-    """The session of New York date ``day`` as ``(start, end)`` UTC, or None on a weekend."""
-    if day.weekday() >= 5:
-        return None
+def is_trading_day(day: date) -> bool:
+    """Monday to Friday (holidays are not modelled)."""
+    return day.weekday() < 5
+
+
+def session_span(day: date, outside_rth: bool = False) -> tuple[datetime, datetime]:
+    """``(open, close)`` UTC of the session hours on New York date ``day`` (close exclusive),
+    whether or not ``day`` is a trading day."""
     opens, closes = _OUTSIDE_RTH if outside_rth else _RTH
     return _utc(day, opens), _utc(day, closes)
+
+
+def session_bounds(day: date, *, outside_rth: bool = False) -> tuple[datetime, datetime] | None:
+    """The session of New York date ``day`` as ``(start, end)`` UTC, or None on a weekend."""
+    if not is_trading_day(day):
+        return None
+    return session_span(day, outside_rth)
+
+
+def previous_trading_day(day: date, count: int = 1) -> date:
+    """The trading day ``count`` trading days before ``day`` (``day`` itself not counted)."""
+    while count > 0:
+        day -= timedelta(days=1)
+        if is_trading_day(day):
+            count -= 1
+    return day
+
+
+def sessions_between(
+    start: datetime, end: datetime, outside_rth: bool
+) -> Iterator[tuple[date, datetime, datetime]]:
+    """``(day, open, close)`` of every session overlapping ``[start, end)``, oldest first."""
+    day = trading_date(start) - timedelta(days=1)
+    last = trading_date(end)
+    while day <= last:
+        if is_trading_day(day):
+            opens, closes = session_span(day, outside_rth)
+            if opens < end and closes > start:
+                yield day, opens, closes
+        day += timedelta(days=1)
+
+
+def bars_per_session(minutes: int, outside_rth: bool) -> int:
+    """How many ``minutes``-long clock-aligned buckets a session touches.
+
+    RTH: 390 for 1min, 78 for 5min, 7 for 1h (09:30, 10:00, ... 15:00), 1 for 8h.
+    """
+    opens, closes = _OUTSIDE_RTH if outside_rth else _RTH
+    first = opens.hour * 60 + opens.minute
+    last = closes.hour * 60 + closes.minute - 1
+    return last // minutes - first // minutes + 1
+
+
+def max_trading_days(days: float) -> int:
+    """An upper bound of the trading days touched by any span of ``days`` calendar days.
+
+    A span of D days touches at most D + 1 dates, of which at most 5 in every 7 are weekdays.
+    """
+    dates = math.floor(days) + 2
+    return 5 * (dates // 7) + min(dates % 7, 5)
 
 
 def trading_date(moment: datetime) -> date:

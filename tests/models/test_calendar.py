@@ -1,4 +1,4 @@
-"""The live calendar cuts buckets exactly as the wire calendar of interfaces.md."""
+"""The exchange calendar cuts buckets exactly as the wire calendar of interfaces.md."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from backtrader_ibkr_cp.errors import ConfigError
-from backtrader_ibkr_cp.live.calendar import (
+from backtrader_ibkr_cp.models import Timeframe
+from backtrader_ibkr_cp.models.calendar import (
     Bucket,
     bucket_at,
     default_start,
@@ -16,7 +17,6 @@ from backtrader_ibkr_cp.live.calendar import (
     period_last_date,
     session_bounds,
 )
-from backtrader_ibkr_cp.models import Timeframe
 
 NY = ZoneInfo("America/New_York")
 
