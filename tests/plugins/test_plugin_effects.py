@@ -9,9 +9,9 @@ from datetime import datetime, timezone
 from typing import Any
 
 import pytest
-from backtrader_ibkr_cp.contracts.resolver import AmbiguousContract, ContractResolver
 
 from backtrader_ibkr_cp import Bar, Contract, Timeframe
+from backtrader_ibkr_cp.contracts.resolver import AmbiguousContract, ContractResolver
 from backtrader_ibkr_cp.errors import ConfigError, DataIntegrityError
 from backtrader_ibkr_cp.gateway import GatewayClient
 from backtrader_ibkr_cp.plugins import (
@@ -69,21 +69,25 @@ def test_plugin_transform_bars_applies_the_split(
     client: GatewayClient, sim: GatewaySimulator, pm: Any
 ) -> None:
     smpl_nyse = Contract(990001, "SMPL", exchange="NYSE", currency="USD")
-    bars = client.fetch_bars(smpl_nyse, Timeframe.HOUR_1, START, END)
-    adjusted = plugin_transform_bars("SMPL", Timeframe.HOUR_1, bars, pm)
+    adjusted = client.fetch_bars(smpl_nyse, Timeframe.HOUR_1, START, END)  # plugins on
     truth = sim.truth(990001, "1h", START, END)
     assert len(adjusted) == len(truth) == 14
     for bar, raw in zip(adjusted, truth, strict=True):
         assert bar.timestamp == raw.timestamp
         assert bar.close == pytest.approx(raw.close / 2) and bar.volume == raw.volume * 2
+    with GatewayClient(sim.url, plugins=False) as plain:
+        bars = plain.fetch_bars(smpl_nyse, Timeframe.HOUR_1, START, END)
+    assert [b.close for b in bars] == [t.close for t in truth]
+    assert plugin_transform_bars("SMPL", Timeframe.HOUR_1, bars, pm) == adjusted
     assert plugin_transform_bars("AAPL", Timeframe.HOUR_1, bars, pm) == bars  # not split
 
 
 def test_plugin_on_request_counts_every_gateway_request(
     client: GatewayClient, pm: Any, sample_plugin: Any
 ) -> None:
+    """The client routes every request to the plugins by itself (no listener to add)."""
     seen: list[str] = []
-    client.add_listener(plugin_request_listener(pm))
+    sample_plugin.REQUESTS.clear()
     client.add_listener(lambda e: seen.append(e.details["path"]) if e.kind == "request" else None)
     client.fetch_bars("AAPL", Timeframe.HOUR_1, START, END)
     client.search_contract("MSFT")
