@@ -32,6 +32,7 @@ from .models import InvalidBar
 
 if TYPE_CHECKING:
     from .cassettes import Cassette
+    from .cassettes.replay import ReplayAdapter
     from .client.transport import ClientEvent
     from .gateway import GatewayClient
     from .live.poller import SnapshotPoller
@@ -147,6 +148,7 @@ class IBKRCPStore(bt.Store, metaclass=MetaIBKRCPStore):  # type: ignore[misc]
         self._poller: SnapshotPoller | None = None
         self._streams: list[LiveStream] = []
         self._cassette: Cassette | None = None
+        self._replay: ReplayAdapter | None = None
         self._connect_error: MarketError | None = None
         self._validate()
 
@@ -237,29 +239,42 @@ class IBKRCPStore(bt.Store, metaclass=MetaIBKRCPStore):  # type: ignore[misc]
         """Build this store's GatewayClient: the one place a client is made. With
         ``cassette=``, the cassette is installed first (recording, or replaying with no
         network and no pacing waits)."""
+        from .cassettes import translate_cassette_error
+        from .cassettes.replay import replay_session
         from .cassettes.wiring import as_cassette, replay_pacing_limits
         from .client.pacing import PacingLimits
         from .gateway import GatewayClient
 
-        self._cassette = as_cassette(self.p.cassette, self.p.record_mode)
+        cassette = as_cassette(self.p.cassette, self.p.record_mode)
         pacing = PacingLimits(history_concurrency=self.p.history_concurrency)
-        if self._cassette is not None:
-            self._cassette.start()  # before the client sends anything
-            if not self._cassette.recording:
-                pacing = replay_pacing_limits()
-        return GatewayClient(
+        session = None
+        if cassette is not None and cassette.replays_stored_file():
+            # Replay: the stored answers are served by an adapter on the client's own session
+            # (no vcrpy patching, no re-scrubbing, no pacing waits: nothing reaches IBKR).
+            session, self._replay = replay_session(cassette.path)
+            pacing = replay_pacing_limits()
+        elif cassette is not None:
+            self._cassette = cassette
+            cassette.start()  # record: before the client sends anything
+        client = GatewayClient(
             self.p.gateway_url,
             verify=self.p.verify,
             timeout=self.p.timeout,
             pacing=pacing,
+            session=session,
             cache_dir=self.p.cache_dir,
             strict=self.p.strict,
             on_invalid_bar=self._on_invalid_bar,
         )
+        if self._cassette is not None:
+            client.transport.add_error_mapper(translate_cassette_error)
+        return client
 
     @property
     def replaying(self) -> bool:
         """True while a cassette replays (no gateway, no session to keep alive)."""
+        if self._replay is not None:
+            return True
         return self._cassette is not None and not self._cassette.recording
 
     def connect(self) -> GatewayClient:
@@ -303,6 +318,7 @@ class IBKRCPStore(bt.Store, metaclass=MetaIBKRCPStore):  # type: ignore[misc]
         self._stop_cassette()
 
     def _stop_cassette(self) -> None:
+        self._replay = None
         cassette, self._cassette = self._cassette, None
         if cassette is not None:
             cassette.stop()  # writes the file when recording

@@ -240,6 +240,12 @@ class Cassette:
             if mapped is not None:
                 raise mapped from exc
 
+    def replays_stored_file(self) -> bool:
+        """True when this cassette only replays an existing file (``"none"``, or ``"once"``
+        with the file already recorded): it can then be served without vcrpy (see
+        :mod:`.replay`)."""
+        return self.path.is_file() and self.record_mode in ("none", "once")
+
     # -- observation ---------------------------------------------------------------------
 
     @property

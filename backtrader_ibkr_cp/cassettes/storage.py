@@ -30,7 +30,13 @@ from typing import Any
 from vcr.persisters.filesystem import CassetteNotFoundError
 from vcr.serialize import deserialize, serialize
 
-__all__ = ["FORMAT", "SERIALIZER_NAME", "CassettePersister", "compact_json"]
+__all__ = [
+    "FORMAT",
+    "SERIALIZER_NAME",
+    "CassettePersister",
+    "compact_json",
+    "read_cassette_dict",
+]
 
 #: The name the compact serializer is registered under with vcrpy.
 SERIALIZER_NAME = "ibkr_cp_json"
@@ -104,6 +110,23 @@ class compact_json:
             _unpack_body(interaction["request"], response=False)
             _unpack_body(interaction["response"], response=True)
         return data
+
+
+def read_cassette_dict(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The stored cassette at ``path`` as a dict (bodies unpacked to vcrpy's form).
+
+    Raises CassetteNotFoundError when the file is missing or empty.
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise CassetteNotFoundError()
+    raw = file.read_bytes()
+    if file.suffix == ".gz":
+        raw = gzip.decompress(raw)
+    text = raw.decode("utf-8")
+    if not text.strip():
+        raise CassetteNotFoundError()
+    return compact_json.deserialize(text)
 
 
 class CassettePersister:
