@@ -61,12 +61,14 @@ def as_cassette(
 
 def replay_pacing_limits() -> PacingLimits:
     """Pacing for a replaying cassette: nothing reaches IBKR, so nothing needs pacing (a
-    backtest from a cassette should cost no more time than reading the bars)."""
+    backtest from a cassette should cost no more time than reading the bars). History
+    windows are fetched one at a time: with no network latency to overlap, a thread pool
+    only adds GIL contention (measured: serial replay of 66 windows is ~25% faster)."""
     huge = 1e9
     return PacingLimits(
         total_per_second=huge,
         snapshot_per_second=huge,
-        history_concurrency=5,
+        history_concurrency=1,
         tickle_per_second=huge,
         sso_validate_per_minute=huge,
         margin=0.0,
