@@ -32,7 +32,7 @@ from requests.structures import CaseInsensitiveDict
 
 from .errors import CassetteMiss, CassetteNotFound
 from .matching import REPEATABLE_PATHS, describe_request, is_repeatable, normalize_path
-from .storage import read_cassette_dict
+from .storage import body_text, read_cassette_dict
 
 __all__ = ["ReplayAdapter", "replay_session"]
 
@@ -77,9 +77,11 @@ class ReplayAdapter(BaseAdapter):
             )
         self.repeatable_paths = repeatable_paths
         self._answers: dict[Key, list[Mapping[str, Any]]] = {}
-        for interaction in read_cassette_dict(self.path).get("interactions", []):
+        # Bodies stay as stored (parsed JSON) and are serialised only when a request needs
+        # them: a run usually replays part of a cassette.
+        for interaction in read_cassette_dict(self.path, unpack=False).get("interactions", []):
             request = interaction["request"]
-            key = _key(str(request["method"]), str(request["uri"]), request.get("body"))
+            key = _key(str(request["method"]), str(request["uri"]), body_text(request.get("body")))
             self._answers.setdefault(key, []).append(interaction["response"])
         self._played: dict[Key, int] = {}
         self._lock = threading.Lock()
@@ -140,12 +142,11 @@ class ReplayAdapter(BaseAdapter):
 
 def _response(request: requests.PreparedRequest, answer: Mapping[str, Any]) -> requests.Response:
     status = answer.get("status", {})
-    body = answer.get("body", {})
-    text = body.get("string", "") if isinstance(body, Mapping) else body
-    content = text.encode("utf-8") if isinstance(text, str) else bytes(text or b"")
+    content = body_text(answer.get("body")).encode("utf-8")
     headers: CaseInsensitiveDict[str] = CaseInsensitiveDict()
     for name, values in dict(answer.get("headers", {})).items():
         headers[name] = ", ".join(values) if isinstance(values, list) else str(values)
+    headers["Content-Length"] = str(len(content))
     response = requests.Response()
     response.status_code = int(status.get("code", 200))
     response.reason = str(status.get("message", ""))

@@ -34,6 +34,7 @@ __all__ = [
     "FORMAT",
     "SERIALIZER_NAME",
     "CassettePersister",
+    "body_text",
     "compact_json",
     "read_cassette_dict",
 ]
@@ -112,8 +113,9 @@ class compact_json:
         return data
 
 
-def read_cassette_dict(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The stored cassette at ``path`` as a dict (bodies unpacked to vcrpy's form).
+def read_cassette_dict(path: str | os.PathLike[str], *, unpack: bool = True) -> dict[str, Any]:
+    """The stored cassette at ``path`` as a dict: bodies unpacked to vcrpy's form, or left as
+    stored (``{"json": value}``) with ``unpack=False`` (see :func:`body_text`).
 
     Raises CassetteNotFoundError when the file is missing or empty.
     """
@@ -126,7 +128,20 @@ def read_cassette_dict(path: str | os.PathLike[str]) -> dict[str, Any]:
     text = raw.decode("utf-8")
     if not text.strip():
         raise CassetteNotFoundError()
+    if not unpack:
+        data: dict[str, Any] = json.loads(text)
+        return data
     return compact_json.deserialize(text)
+
+
+def body_text(body: Any) -> str:
+    """The text of a stored body: ``{"json": value}`` serialised (compact), ``{"string": s}``
+    or a plain string as it is."""
+    if isinstance(body, dict):
+        if "json" in body:
+            return _dumps(body["json"])
+        return str(body.get("string", ""))
+    return "" if body is None else str(body)
 
 
 class CassettePersister:

@@ -18,6 +18,8 @@ __all__ = ["Bar", "BarValidator", "InvalidBar"]
 
 log = logging.getLogger(__name__)
 
+_INF = math.inf
+
 
 @dataclass(frozen=True, slots=True)
 class Bar:
@@ -32,6 +34,14 @@ class Bar:
 
     def problems(self) -> list[str]:
         """What is wrong with this bar, in words; empty when it is valid."""
+        if (
+            self.timestamp.tzinfo is timezone.utc
+            and 0.0 <= self.low <= self.open <= self.high < _INF
+            and self.low <= self.close <= self.high
+            and 0.0 <= self.volume < _INF
+            and self.timestamp.timestamp() > 0
+        ):
+            return []  # the common case, checked in one expression (NaN fails every compare)
         found: list[str] = []
         if self.timestamp.tzinfo is None or self.timestamp.utcoffset() != timezone.utc.utcoffset(
             None

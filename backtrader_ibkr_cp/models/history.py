@@ -89,7 +89,40 @@ def _number(value: object, what: str, index: int) -> float:
         ) from exc
 
 
+_NUMERIC = (int, float)
+
+
 def _bar(entry: object, index: int, volume_multiplier: float) -> Bar:
+    """One ``{t, o, h, l, c, v}`` entry as a Bar (a fast path for well-formed entries; any
+    doubt goes through :func:`_checked_bar`, which names what is wrong)."""
+    if type(entry) is dict:
+        t, o, h = entry.get("t"), entry.get("o"), entry.get("h")
+        low, c, v = entry.get("l"), entry.get("c"), entry.get("v")
+        if (
+            type(t) in _NUMERIC
+            and type(o) in _NUMERIC
+            and type(h) in _NUMERIC
+            and type(low) in _NUMERIC
+            and type(c) in _NUMERIC
+            and type(v) in _NUMERIC
+        ):
+            try:
+                timestamp = _EPOCH + timedelta(milliseconds=t)  # type: ignore[arg-type]
+                volume = float(v) * volume_multiplier  # type: ignore[arg-type]
+            except (OverflowError, ValueError):
+                return _checked_bar(entry, index, volume_multiplier)
+            return Bar(
+                timestamp,
+                float(o),  # type: ignore[arg-type]
+                float(h),  # type: ignore[arg-type]
+                float(low),  # type: ignore[arg-type]
+                float(c),  # type: ignore[arg-type]
+                round(volume, 6) if math.isfinite(volume) else volume,
+            )
+    return _checked_bar(entry, index, volume_multiplier)
+
+
+def _checked_bar(entry: object, index: int, volume_multiplier: float) -> Bar:
     if not isinstance(entry, dict):
         raise DataIntegrityError(
             f"history bar #{index} is a {type(entry).__name__}, not an object with o, h, l, c, "

@@ -226,4 +226,4 @@ def test_as_cassette_turns_a_store_argument_into_a_cassette(tmp_path: Path) -> N
         as_cassette(given, "all")
     with pytest.raises(ConfigError, match="not a path or a Cassette"):
         as_cassette(42)  # type: ignore[arg-type]
-    assert replay_pacing_limits().history_concurrency == 5
+    assert replay_pacing_limits().history_concurrency == 1  # serial: no latency to overlap
