@@ -215,9 +215,10 @@ class LiveStream:
         end = self.config.end if self.config.end is not None else now
         start = self._backfill_from(min(end, now))
         if start < end:
-            self._emit_all(
-                self._fetcher.fetch_retrying(start, min(end, now), now, historical=True), live=False
+            bars = self._fetcher.fetch_retrying(
+                start, min(end, now), now, historical=True, settles=True
             )
+            self._emit_all(bars, live=False)
         self._set_status(FeedStatus.DISCONNECTED, "historical data delivered")
         self._end(None)
 
@@ -363,9 +364,9 @@ class LiveStream:
                 return
             delivered = self._timeline.last
             end = now if self.config.end is None else min(now, self.config.end)
-            self._emit_all(
-                self._fetcher.fetch_retrying(start, end, now, historical=False), live=False
-            )
+            first = self._timeline.cursor is None  # nothing settled yet: a first backfill
+            bars = self._fetcher.fetch_retrying(start, end, now, historical=False, settles=first)
+            self._emit_all(bars, live=False)
             if self._timeline.cursor is None:
                 self._timeline.skip_to(now)
             due = self._timeline.due()

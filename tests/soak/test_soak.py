@@ -1,0 +1,295 @@
+"""Soak: ten live feeds for a simulated day under a steady rain of faults.
+
+Ten one-hour feeds (pre- and post-market included, 04:00-20:00 New York) run through Cerebro
+against the simulator at :data:`SPEED` times real time (a one-hour bar every 3 s, a simulated
+day in 72 s; the run crosses the 20:00 close, the night and the 04:00 open). Once every feed is
+LIVE, a fault is injected every :data:`FAULT_EVERY` real seconds (about
+``FAULT_EVERY * SPEED / 60`` simulated minutes), cycling through every kind the client must
+recover from. Then the faults stop, the feeds catch up, and the run ends.
+
+Asserted: every feed delivered exactly ``sim.truth`` from its ``fromdate`` (none lost, none
+repeated) and is LIVE; the snapshot poller sent one request per poll cycle for all ten feeds
+(plus the retries the faults caused), never one per feed; the client never provoked a pacing
+429 of its own; the process's resident memory (``VmRSS``) stays flat after warm-up.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import backtrader as bt
+import pytest
+
+from backtrader_ibkr_cp.simulator import GatewaySimulator
+from backtrader_ibkr_cp.store import IBKRCPStore
+
+NY = ZoneInfo("America/New_York")
+UTC = dt.timezone.utc
+SYMBOLS = ("AAPL", "IBM", "MSFT", "AMZN", "GOOGL", "META", "TSLA", "NVDA", "SPY", "QQQ")
+#: Tuesday 2024-03-05 10:00:30 New York; the feeds backfill from 04:00 (six bars each).
+SIM_START = dt.datetime(2024, 3, 5, 10, 0, 30, tzinfo=NY)
+FROMDATE = dt.datetime(2024, 3, 5, 4, 0)
+#: Simulated seconds per real second: a one-hour bar every 3 s.
+SPEED = 1200.0
+POLL_INTERVAL = 0.5
+#: Real seconds between faults (20 simulated minutes) and how long faults are injected.
+FAULT_EVERY = 1.0
+FAULT_SECONDS = 60.0
+#: Real seconds of warm-up before the memory baseline is taken, and the allowed growth.
+WARM_UP = 15.0
+RSS_GROWTH_LIMIT_KB = 6 * 1024
+#: Real seconds the feeds get to catch up once the faults stopped.
+CATCH_UP_SECONDS = 20.0
+
+
+def _fault(kind: str, count: int = 1, seconds: float | None = None) -> Callable[[Any], None]:
+    def inject(sim: GatewaySimulator) -> None:
+        sim.inject(kind, count, seconds=seconds)
+
+    inject.__name__ = kind
+    return inject
+
+
+def _expire(sim: GatewaySimulator) -> None:
+    sim.expire_session()
+
+
+_expire.__name__ = "expire_session"
+
+#: Every fault the client recovers from (strict mode off), on the market-data paths.
+FAULTS: tuple[Callable[[GatewaySimulator], None], ...] = (
+    _fault("latency", 2, 0.3),
+    _fault("http_500", 2),
+    _fault("http_503", 3),
+    _fault("http_429"),
+    _fault("reset", 2),
+    _fault("timeout", seconds=1.0),
+    _fault("malformed", 2),
+    _fault("no_data", 2),
+    _fault("invalid_bar"),
+    _fault("duplicate_bars"),
+    _fault("out_of_order"),
+    _fault("competing"),
+    _fault("daily_reset"),
+    _expire,
+)
+
+Row = tuple[dt.datetime, float, float, float, float, float]
+
+
+def rss_kb() -> int:
+    """This process's resident set size in kB (``VmRSS`` of ``/proc/self/status``)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS in /proc/self/status")
+
+
+@dataclass
+class SoakState:
+    """Shared between the strategy (Cerebro's thread) and the fault driver."""
+
+    live: threading.Event = field(default_factory=threading.Event)
+    rows: dict[str, list[Row]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    poller: Any = None
+
+
+class Soak(bt.Strategy):  # type: ignore[misc]
+    """Records bars, statuses and store messages; tells the driver when all feeds are LIVE."""
+
+    params = (("state", None),)
+
+    def __init__(self) -> None:
+        self.rows: dict[str, list[Row]] = {d._name: [] for d in self.datas}
+        self.statuses: dict[str, list[str]] = {d._name: [] for d in self.datas}
+        self.messages: list[str] = []
+        self.p.state.rows = self.rows
+
+    def notify_store(self, msg: Any, *args: Any, **kwargs: Any) -> None:
+        self.messages.append(str(msg))
+
+    def notify_data(self, data: Any, status: int, *args: Any, **kwargs: Any) -> None:
+        self.statuses[data._name].append(data._getstatusname(status))
+        state: SoakState = self.p.state
+        if state.poller is None:
+            state.poller = data._store.poller()
+        if all(s and s[-1] == "LIVE" for s in self.statuses.values()):
+            state.live.set()
+
+    def prenext(self) -> None:
+        self.next()
+
+    def next(self) -> None:
+        with self.p.state.lock:
+            for data in self.datas:
+                if not len(data):
+                    continue
+                rows = self.rows[data._name]
+                when = bt.num2date(data.datetime[0]).replace(tzinfo=UTC)
+                if rows and rows[-1][0] == when:
+                    continue
+                rows.append(
+                    (when, data.open[0], data.high[0], data.low[0], data.close[0], data.volume[0])
+                )
+
+
+@dataclass
+class DriverReport:
+    injected: list[str] = field(default_factory=list)
+    rss: list[tuple[float, int]] = field(default_factory=list)
+    target: dt.datetime | None = None
+    caught_up: bool = False
+    error: BaseException | None = None
+
+
+class Driver(threading.Thread):
+    """Injects the faults, samples memory, waits for the catch-up, stops Cerebro."""
+
+    def __init__(self, sim: GatewaySimulator, state: SoakState, cerebro: bt.Cerebro) -> None:
+        super().__init__(name="soak-driver", daemon=True)
+        self.sim = sim
+        self.state = state
+        self.cerebro = cerebro
+        self.report = DriverReport()
+        self.cancel = threading.Event()
+
+    def run(self) -> None:
+        try:
+            self._drive()
+        except BaseException as exc:  # reported by the test
+            self.report.error = exc
+        finally:
+            self.cerebro.runstop()
+
+    def _drive(self) -> None:
+        if not self.state.live.wait(30.0):
+            raise AssertionError("the feeds never all went LIVE")
+        started = time.monotonic()
+        next_fault = started
+        index = 0
+        while time.monotonic() - started < FAULT_SECONDS and not self.cancel.is_set():
+            now = time.monotonic()
+            if now >= next_fault:
+                fault = FAULTS[index % len(FAULTS)]
+                fault(self.sim)
+                self.report.injected.append(fault.__name__)
+                index += 1
+                next_fault += FAULT_EVERY
+            self.report.rss.append((now - started, rss_kb()))
+            self.cancel.wait(min(0.5, max(0.0, next_fault - time.monotonic())))
+        self.sim.clear_faults()
+        # Catch up to the last bar complete now (in every feed's truth).
+        self.report.target = max(
+            self.sim.truth(symbol, "1h", start=SIM_START, outside_rth=True)[-1].timestamp
+            for symbol in SYMBOLS[:1]
+        )
+        deadline = time.monotonic() + CATCH_UP_SECONDS
+        while time.monotonic() < deadline and not self.cancel.is_set():
+            with self.state.lock:
+                done = all(
+                    rows and rows[-1][0] >= self.report.target for rows in self.state.rows.values()
+                )
+            if done:
+                self.report.caught_up = True
+                return
+            self.cancel.wait(0.2)
+
+
+@pytest.fixture
+def soak_sim() -> Iterator[GatewaySimulator]:
+    IBKRCPStore._reset()
+    with GatewaySimulator(seed=21, speed=SPEED, start=SIM_START, penalty_seconds=5) as sim:
+        yield sim
+        IBKRCPStore._reset()
+
+
+@pytest.mark.slow
+def test_ten_feeds_stay_exact_under_faults_for_a_simulated_day(
+    no_thread_leak: None, soak_sim: GatewaySimulator
+) -> None:
+    sim = soak_sim
+    store = IBKRCPStore(
+        gateway_url=sim.url,
+        poll_interval=POLL_INTERVAL,
+        timeout=1.0,
+        reconnect=-1,
+        reconnect_timeout=0.5,
+        stall_timeout=10.0,
+    )
+    cerebro = bt.Cerebro(stdstats=False)
+    for symbol in SYMBOLS:
+        data = store.getdata(
+            dataname=symbol,
+            timeframe=bt.TimeFrame.Minutes,
+            compression=60,
+            fromdate=FROMDATE,
+            useRTH=False,
+            qcheck=0.1,
+        )
+        cerebro.adddata(data, name=symbol)
+    state = SoakState()
+    cerebro.addstrategy(Soak, state=state)
+    driver = Driver(sim, state, cerebro)
+    driver.start()
+    started = time.monotonic()
+    try:
+        (strategy,) = cerebro.run()
+    finally:
+        driver.cancel.set()
+        driver.join()
+    elapsed = time.monotonic() - started
+    report = driver.report
+    assert report.error is None, repr(report.error)
+    assert report.caught_up, f"feeds did not catch up to {report.target}"
+    assert sim.pending_faults == 0
+
+    # Exact bars for every feed.
+    first = FROMDATE.replace(tzinfo=NY).astimezone(UTC)
+    counts = {}
+    for symbol in SYMBOLS:
+        rows = strategy.rows[symbol]
+        truth = sim.truth(
+            symbol, "1h", start=first, end=rows[-1][0] + dt.timedelta(hours=1), outside_rth=True
+        )
+        expected = [
+            (b.timestamp.astimezone(UTC), b.open, b.high, b.low, b.close, b.volume) for b in truth
+        ]
+        assert rows[0][0] == first, symbol
+        assert rows == expected, f"{symbol}: delivered bars differ from the truth"
+        assert strategy.statuses[symbol][-1] == "LIVE", strategy.statuses[symbol]
+        counts[symbol] = len(rows)
+    text = " | ".join(strategy.messages)
+    assert "unexpectedly" not in text
+
+    # One snapshot request per poll cycle, carrying all ten feeds.
+    poller = state.poller
+    requests = sim.stats.snapshot_conids
+    conids = sorted(sim.conid(s) for s in SYMBOLS)
+    full = sum(sorted(r) == conids for r in requests)
+    retries = 4 * len(report.injected)  # at most: each fault costs a request 3 retries
+    assert poller.cycles <= len(requests) <= poller.cycles + retries
+    assert full >= 0.9 * len(requests)
+    assert len(requests) <= elapsed / POLL_INTERVAL + retries
+    # Pacing: the only 429s are the injected ones.
+    assert sim.stats.rate_limited == report.injected.count("http_429")
+
+    # Memory flat after warm-up.
+    after = [kb for at, kb in report.rss if at >= WARM_UP]
+    assert len(after) >= 20
+    growth = max(after) - after[0]
+    print(
+        f"\nsoak: {elapsed:.1f} s, {len(report.injected)} faults, bars per feed {counts}, "
+        f"snapshot requests {len(requests)} / poll cycles {poller.cycles}, "
+        f"history requests {len(sim.stats.history_requests)}, "
+        f"RSS {after[0]} kB -> {after[-1]} kB (max {max(after)} kB)"
+    )
+    print("rss", [kb for _, kb in report.rss][::4])
+    assert growth < RSS_GROWTH_LIMIT_KB, f"RSS grew {growth} kB after warm-up"
