@@ -371,6 +371,7 @@ class Transport:
         self._closed.set()
         self.pacer.interrupt()
         if self._own_session:
+            _close_pools(self._session)
             self._session.close()
 
     def __enter__(self) -> Transport:
@@ -381,3 +382,18 @@ class Transport:
 
     def __repr__(self) -> str:
         return f"Transport({self.base_url!r})"
+
+
+def _close_pools(session: requests.Session) -> None:
+    """Close every connection pool of ``session``'s adapters now. ``Session.close()`` only
+    makes urllib3 forget its pools; a pool still referenced elsewhere (by a kept exception's
+    response, a log record) would keep its keep-alive sockets open until garbage collection."""
+    for adapter in session.adapters.values():
+        manager = getattr(adapter, "poolmanager", None)
+        pools = getattr(manager, "pools", None)
+        if pools is None:
+            continue
+        for key in list(pools.keys()):
+            pool = pools.get(key)
+            if pool is not None:
+                pool.close()

@@ -19,19 +19,6 @@ def sim() -> Iterator[GatewaySimulator]:
         yield simulator
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "client/transport.py Transport.close() closes its requests.Session, whose "
-        "HTTPAdapter.close() calls urllib3 2's PoolManager.clear(), which forgets the pools "
-        "without closing them; a pool still referenced elsewhere keeps its keep-alive sockets "
-        "open (CLOSE_WAIT) until it is garbage-collected. References that outlive close(): a "
-        "raised error's traceback (it holds the Response, hence the pool), "
-        "AuthRecovery._last_failure, and log records of such errors (pytest's log capture; "
-        "a logging.handlers.MemoryHandler). Fix: close every pool of every adapter "
-        "(adapter.poolmanager.pools) in Transport.close() before session.close()."
-    ),
-)
 def test_a_closed_client_has_no_connection_open_even_if_an_error_is_kept(
     no_thread_leak: None, sim: GatewaySimulator
 ) -> None:
