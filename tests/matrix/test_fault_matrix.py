@@ -192,6 +192,10 @@ def assert_stopped(sim: GatewaySimulator, name: str, result: CellResult) -> None
 
 
 @pytest.mark.slow
+# A cell runs three live feeds against a fast simulated clock; on a loaded 2-core machine a
+# cell has failed its timing-dependent checks (a store message not yet sent, a closing
+# keep-alive socket counted) without any bar being wrong. One rerun, reported by pytest.
+@pytest.mark.flaky(reruns=1)
 @pytest.mark.parametrize(("fault", "phase", "feeds"), CELLS)
 def test_cell(cell_sim: GatewaySimulator, fault: FaultCase, phase: str, feeds: int) -> None:
     result = run_cell(cell_sim, fault, phase, feeds)
