@@ -11,9 +11,10 @@ Phases (where the fault lands):
 - ``reconnect``: once every feed is LIVE, the simulator's clock slows to real time
   (no further bar completes during the cell's next seconds) and, as soon as every feed has
   delivered the last bar completed by then (so no stream has a confirmation pending), the
-  fault is injected on the history path and the gateway loses its login (``POST /logout``):
-  the next snapshot poll fails with AuthenticationError and every stream reports CONNBROKEN
-  and reconnects. When the strategy sees CONNBROKEN the clock jumps :data:`GAP_SECONDS` ahead
+  gateway loses its login (``POST /logout``) and the fault is injected on the history path
+  (``expire_session``: the session expires again as soon as a stream reopened it). The next
+  snapshot poll fails with AuthenticationError and every stream reports CONNBROKEN and
+  reconnects. When the strategy sees CONNBROKEN the clock jumps :data:`GAP_SECONDS` ahead
   and runs fast again, so bars completed during the outage (the gap). The first history
   request after the injection is therefore a stream's gap backfill.
 
@@ -72,12 +73,12 @@ Row = tuple[dt.datetime, float, float, float, float, float]
 class FaultCase:
     """A fault of the matrix: what is injected and which outcome is right.
 
-    ``kind`` is a simulator fault kind, or None for ``sim.expire_session()``. ``outcome``
-    maps a phase to ``"truth"`` (every feed delivers exactly ``sim.truth``) or ``"stop"``
-    (the hit feed ends DISCONNECTED, explained, after a prefix of the truth); phases not
-    listed expect ``"truth"``. ``says``: text a store message must contain once the fault
-    was met (in the phases ``says_in``; all when empty). ``why`` says why the outcome is
-    right. ``phases``: the phases the matrix runs it in.
+    ``kind`` is a simulator fault kind, or None for ``sim.expire_session()``. The expected
+    outcome is ``"stop"`` in the phases ``stops_in`` (the hit feed ends DISCONNECTED,
+    explained, after a prefix of the truth) and ``"truth"`` elsewhere (every feed delivers
+    exactly ``sim.truth``). ``says``: text a store message must contain once the fault was
+    met (in the phases ``says_in``; all when empty). ``phases``: the phases the matrix runs
+    it in. ``why``: why the outcome is right.
     """
 
     name: str
@@ -222,8 +223,11 @@ class Cell(bt.Strategy):  # type: ignore[misc]
             sim.speed = 1.0
             self.quiet_after = last_complete_bar(sim)
         if all(rows and rows[-1][0] >= self.quiet_after for rows in self.rows.values()):
+            # Through the store's own client, so that it is paced with the feeds' requests.
+            # No stream can reach its gap backfill before the fault is in: each first has to
+            # see the loss, then reopen the session.
+            self.datas[0]._store.client.api.logout()
             self.inject(HISTORY)
-            self.datas[0]._store.client.api.logout()  # paced with the feeds' requests
 
     def prenext(self) -> None:
         self.next()
@@ -253,17 +257,10 @@ class Cell(bt.Strategy):  # type: ignore[misc]
             self.env.runstop()
 
 
-def run_cell(
-    sim: GatewaySimulator,
-    fault: FaultCase,
-    phase: str,
-    feeds: int,
-    *,
-    fromdate: dt.datetime = SESSION_OPEN,
-) -> CellResult:
-    """Run Cerebro with ``feeds`` one-minute feeds from ``fromdate`` (New York), inject
-    ``fault`` in ``phase``; stop once every feed delivered :data:`BARS_AFTER` live bars
-    after the fault was met (or ended). Returns plain data only (no live objects)."""
+def run_cell(sim: GatewaySimulator, fault: FaultCase, phase: str, feeds: int) -> CellResult:
+    """Run Cerebro with ``feeds`` one-minute feeds from :data:`SESSION_OPEN`, inject ``fault``
+    in ``phase``; stop once every feed delivered :data:`BARS_AFTER` live bars after the fault
+    was met (or ended). Returns plain data only (no live objects)."""
     expirer = _Expirer(sim)
     store = IBKRCPStore(gateway_url=sim.url, strict=fault.strict, **STORE)
     cerebro = bt.Cerebro(stdstats=False)
@@ -272,7 +269,7 @@ def run_cell(
             dataname=symbol,
             timeframe=bt.TimeFrame.Minutes,
             compression=1,
-            fromdate=fromdate,
+            fromdate=SESSION_OPEN,
             qcheck=0.1,
         )
         cerebro.adddata(data, name=symbol)

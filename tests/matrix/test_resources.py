@@ -1,5 +1,10 @@
-"""Resources a client leaves behind once it is closed (the matrix checks threads and sockets
-after every cell; this pins down a leak it can only see with the cell's objects still alive)."""
+"""A closed client leaves no connection open, even while its objects are still referenced.
+
+Bug (found by the matrix's socket check): ``Transport.close()`` closed its requests.Session,
+whose ``HTTPAdapter.close()`` calls urllib3 2's ``PoolManager.clear()``, which forgets the pools
+without closing them. A pool still referenced (by a kept error's traceback, which holds the
+Response; by ``AuthRecovery._last_failure``; by a log record of such an error) kept its
+keep-alive sockets open (CLOSE_WAIT) until garbage collection."""
 
 from __future__ import annotations
 
