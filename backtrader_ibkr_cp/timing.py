@@ -270,9 +270,7 @@ class Backoff:
                 f"Backoff.attempts must be an int (-1: forever), got {self.attempts!r}"
             )
         if self.attempts < -1:
-            raise ConfigError(
-                f"Backoff.attempts must be -1 (forever) or >= 0, got {self.attempts}"
-            )
+            raise ConfigError(f"Backoff.attempts must be -1 (forever) or >= 0, got {self.attempts}")
 
     def delay(self, retry: int) -> float:
         """Seconds to wait before retry number ``retry`` (1 = the first retry)."""
