@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from ..errors import AuthenticationError, ConfigError, MarketError
+from ..errors import ConfigError, MarketError
 from ..models import Bar, Timeframe
 from .common import (
     Progress,
@@ -34,10 +34,12 @@ def add_status(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "status",
         parents=parents,
-        help="gateway health, session and market-data availability",
+        help="gateway health, session and market-data availability (read only)",
         description="Check that the gateway answers, that its brokerage session is "
-        "authenticated and not taken over by another login (opening it when the gateway is "
-        "logged in), and which market data a symbol gets. Exit 0 when usable, 1 otherwise.",
+        "authenticated and not held by another login (competing), and which market data a "
+        "symbol gets. It only reads: it never opens the session nor takes it over from "
+        "another login (TWS, the mobile app); it says what to do instead. Exit 0 when "
+        "usable, 1 otherwise.",
     )
     add_gateway_options(p)
     p.add_argument(
@@ -48,7 +50,10 @@ def add_status(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
 
 
 def run_status(args: argparse.Namespace) -> int:
+    """Report the gateway's state. Read only: ``reopen`` is off, so neither this function nor
+    the client's recovery ever sends ``ssodh/init`` (which would end a competing login)."""
     client = make_client(args)
+    client.api.recovery.reopen = False
     try:
         out = sys.stdout
         status = client.api.auth_status()
@@ -56,14 +61,16 @@ def run_status(args: argparse.Namespace) -> int:
         if status.server_name or status.server_version:
             out.write(f"server         {status.server_name} {status.server_version}\n".rstrip())
             out.write("\n")
-        try:
-            status = client.session.ensure_authenticated()
-        except AuthenticationError:
-            out.write(f"authenticated  no (connected: {_yes(status.connected)})\n")
-            raise
         out.write(f"authenticated  {_yes(status.authenticated)}\n")
         out.write(f"competing      {_yes(status.competing)}\n")
         out.write(f"connected      {_yes(status.connected)}\n")
+        out.flush()
+        if not status.connected and not status.competing:
+            raise client.api.recovery.login_error(
+                endpoint="/iserver/auth/status", detail=status.message or status.fail
+            )
+        if status.competing or not status.authenticated:
+            raise client.api.recovery.not_reopened(status)
         if args.symbol:
             _market_data(client, args.symbol, out)
         return 0

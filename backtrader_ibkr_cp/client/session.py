@@ -45,6 +45,10 @@ class AuthRecovery:
             authenticated (the gateway needs a moment).
         poll_interval: seconds between auth-status checks meanwhile.
         clock, sleep: injectable time (monotonic seconds) for tests.
+
+    ``reopen`` (default True) may be set to False for diagnostics that must not act: a
+    missing or competing session is then reported (AuthenticationError) and ``ssodh/init``
+    is never sent, so another login (TWS, the mobile app) keeps its session.
     """
 
     def __init__(
@@ -70,6 +74,7 @@ class AuthRecovery:
         self._generation = 0
         self._last_failure: AuthenticationError | None = None
         self.recoveries = 0
+        self.reopen = True
 
     @property
     def generation(self) -> int:
@@ -87,6 +92,28 @@ class AuthRecovery:
             endpoint=endpoint,
             status=401,
             gateway_message=detail or None,
+        )
+
+    def not_reopened(self, status: AuthStatus) -> AuthenticationError:
+        """The error for a session that ``reopen=False`` leaves as it is (competing, or
+        connected but not open), saying how to open it."""
+        if status.competing:
+            what = (
+                "another login (TWS, IBKR Mobile, a browser or another gateway) holds the "
+                "brokerage session (competing); it was left alone. Log out of the other one, "
+                "or run a command that uses the gateway (e.g. `ibkr-cp bars ...`, a backtest): "
+                "it takes the session over"
+            )
+        else:
+            what = (
+                "the gateway is logged in but its brokerage session is not open; a command "
+                "that uses the gateway (e.g. `ibkr-cp bars ...`, a backtest) opens it"
+            )
+        return AuthenticationError(
+            f"Session not usable: {what}",
+            endpoint="/iserver/auth/status",
+            status=401,
+            gateway_message=status.message or status.fail or None,
         )
 
     def ensure_authenticated(self) -> AuthStatus:
@@ -107,6 +134,8 @@ class AuthRecovery:
             raise self.login_error(
                 endpoint="/iserver/auth/status", detail=status.message or status.fail
             )
+        if not self.reopen:
+            raise self.not_reopened(status)
         try:
             status = self._api.init_brokerage_session(compete=True)
         except AuthenticationError as exc:

@@ -24,14 +24,6 @@ def test_status_reports_a_healthy_session_and_market_data(
     assert "market data    AAPL (265598): real time" in out
 
 
-def test_status_opens_the_brokerage_session_after_a_competing_login(
-    sim: GatewaySimulator, capsys: pytest.CaptureFixture[str]
-) -> None:
-    sim.compete()
-    assert main(["status", "--gateway", sim.url, "--symbol", ""]) == 0
-    assert "competing      no" in capsys.readouterr().out
-
-
 def test_status_of_an_unreachable_gateway_is_one_line_saying_what_to_do(
     closed_port: int, capsys: pytest.CaptureFixture[str]
 ) -> None:
