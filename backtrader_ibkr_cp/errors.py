@@ -13,7 +13,12 @@ Every error this package raises is a :class:`MarketError`. Third-party exception
      │    ├── AuthenticationError      not logged in, session expired, competing session
      │    ├── RateLimitExceeded        429 / penalty box (carries retry_after seconds)
      │    └── DataUnavailable          "No data.", unknown contract, no market-data permission
-     └── DataIntegrityError       the gateway's data is malformed or fails validation
+     ├── DataIntegrityError       the gateway's data is malformed or fails validation
+     └── BarStoreError            a bar store file or folder cannot be used (path)
+          ├── BarStoreCorrupt          truncated, foreign or inconsistent store file
+          ├── BarStoreVersionError     written by a newer store format version
+          ├── BarStoreWriteError       no permission, read-only file system, disk full
+          └── BarStoreLookupError      no such contract in the store (also LookupError)
 
 Each message says what happened and what to do next.
 """
@@ -25,6 +30,11 @@ from typing import Any
 __all__ = [
     "ApiError",
     "AuthenticationError",
+    "BarStoreCorrupt",
+    "BarStoreError",
+    "BarStoreLookupError",
+    "BarStoreVersionError",
+    "BarStoreWriteError",
     "ConfigError",
     "DataIntegrityError",
     "DataUnavailable",
@@ -132,3 +142,47 @@ class DataUnavailable(ApiError):
 
 class DataIntegrityError(MarketError):
     """Data from the gateway is malformed, truncated or fails validation."""
+
+
+# -- bar store (backtrader_ibkr_cp.barstore) ------------------------------------------------
+
+
+class BarStoreError(MarketError):
+    """A bar store file or folder cannot be used. ``path`` is the file or folder involved (a
+    local path or a URI); the message says what to do. Nothing else in the store is changed."""
+
+    def __init__(self, message: str, *, path: str | None = None, **context: Any) -> None:
+        super().__init__(message, path=path, **context)
+        self.path = path
+
+
+class BarStoreCorrupt(BarStoreError):
+    """A store file is not what the store wrote: truncated, not Parquet, foreign columns,
+    metadata that does not match its place. Move the file away and fill its span again."""
+
+
+class BarStoreVersionError(BarStoreError):
+    """A store file was written by a newer format ``version`` than this package reads
+    (``supported``): upgrade backtrader_ibkr_cp, or use another store folder."""
+
+    def __init__(
+        self, message: str, *, path: str | None = None, version: int, supported: int
+    ) -> None:
+        super().__init__(message, path=path, version=version, supported=supported)
+        self.version = version
+        self.supported = supported
+
+
+class BarStoreWriteError(BarStoreError):
+    """The store could not write: no permission, a read-only file system, a full disk or a
+    file size limit. ``errno`` is the operating system's error number (None if unknown). The
+    files the write would have replaced are unchanged."""
+
+    def __init__(self, message: str, *, path: str | None = None, errno: int | None = None) -> None:
+        super().__init__(message, path=path, errno=errno)
+        self.errno = errno
+
+
+class BarStoreLookupError(BarStoreError, LookupError):
+    """The store holds no contract matching what was asked (``spec``): fill it first
+    (``ibkr-cp store fill SYMBOL ...``) or pass the conid."""
