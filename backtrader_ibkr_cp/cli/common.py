@@ -13,12 +13,15 @@ from typing import IO, Any
 
 from ..errors import ConfigError
 from ..models import Timeframe
+from ..models.timeframe import BT_DAYS, BT_MINUTES, BT_MONTHS, BT_WEEKS
 
 __all__ = [
+    "BAR_HELP",
     "DEFAULT_GATEWAY",
     "ENV_GATEWAY",
     "Progress",
     "add_gateway_options",
+    "bar_name",
     "make_client",
     "parse_date",
     "parse_timeframe",
@@ -50,12 +53,46 @@ def parse_date(text: str) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
+def bar_name(timeframe: Timeframe) -> str:
+    """How the command line spells a bar size: IBKR's bar string, but ``1mo`` for one month
+    (IBKR's ``1m`` reads as one minute)."""
+    return "1mo" if timeframe is Timeframe.MONTH_1 else timeframe.bar
+
+
+#: The bar sizes ``--bar`` accepts, for help texts and messages.
+BAR_HELP = (
+    f"{', '.join(bar_name(tf) for tf in Timeframe)}, or backtrader's Minutes/N (N = "
+    f"{', '.join(str(tf.minutes) for tf in Timeframe if tf.is_intraday)}), Days/1, Weeks/1, "
+    "Months/1"
+)
+_MONTH = frozenset({"1mo", "1mon", "1month"})
+_BT_SPELLING = re.compile(r"(minutes|days|weeks|months)/(\d+)", re.IGNORECASE)
+_BT_TIMEFRAMES = {"minutes": BT_MINUTES, "days": BT_DAYS, "weeks": BT_WEEKS, "months": BT_MONTHS}
+
+
 def parse_timeframe(text: str) -> Timeframe:
-    """``"5min"`` -> Timeframe.MINUTE_5 (argparse type; lists the valid sizes on error)."""
+    """``--bar``: ``"5min"`` -> Timeframe.MINUTE_5 (argparse type; lists the valid sizes on
+    error). Takes IBKR's bar strings, ``1mo``/``1month`` for one month and backtrader's
+    ``Minutes/5`` spelling; refuses ``1m``, which IBKR reads as one month but people as one
+    minute."""
+    value = text.strip()
+    if value.lower() == "1m":
+        raise argparse.ArgumentTypeError(
+            "bar size '1m' is ambiguous: IBKR reads it as one month; use 1min for one-minute "
+            "bars or 1mo (1month) for monthly bars"
+        )
+    if value.lower() in _MONTH:
+        return Timeframe.MONTH_1
+    spelled = _BT_SPELLING.fullmatch(value)
     try:
-        return Timeframe.parse(text)
-    except ConfigError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+        if spelled is not None:
+            kind = _BT_TIMEFRAMES[spelled.group(1).lower()]
+            return Timeframe.from_backtrader(kind, int(spelled.group(2)))
+        return Timeframe.parse(value)
+    except ConfigError:
+        raise argparse.ArgumentTypeError(
+            f"bar size {text!r} is not supported; use one of {BAR_HELP}"
+        ) from None
 
 
 def parse_verify(text: str) -> bool | str:

@@ -16,7 +16,7 @@ from ..cassettes import read_metadata
 from ..cassettes.recording import run_parameters
 from ..errors import ConfigError
 from ..models import Timeframe
-from .common import print_table
+from .common import bar_name, print_table
 
 __all__ = ["BUNDLED_CASSETTE", "add_demo", "find_bundled_cassette"]
 
@@ -86,7 +86,7 @@ def run_demo(args: argparse.Namespace) -> int:
     cassette = args.cassette if args.cassette is not None else find_bundled_cassette()
     symbols, timeframe, start, end, outside_rth = run_parameters(read_metadata(cassette))
     out.write(
-        f"1/2 backtest: {', '.join(symbols)} {timeframe.bar} bars {start:%Y-%m-%d} to "
+        f"1/2 backtest: {', '.join(symbols)} {bar_name(timeframe)} bars {start:%Y-%m-%d} to "
         f"{end:%Y-%m-%d}, replayed from {cassette} (no network)\n"
     )
     out.flush()

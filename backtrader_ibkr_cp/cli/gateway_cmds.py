@@ -13,9 +13,11 @@ from typing import IO, Any
 from ..errors import ConfigError, MarketError
 from ..models import Bar, Timeframe
 from .common import (
+    BAR_HELP,
     Progress,
     add_date_range,
     add_gateway_options,
+    bar_name,
     check_range,
     make_client,
     parse_timeframe,
@@ -147,7 +149,7 @@ def add_bars(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
     p.add_argument("symbol", metavar="SYMBOL", help="e.g. AAPL or AAPL-STK-NASDAQ-USD")
     p.add_argument(
         "--bar", type=parse_timeframe, default=Timeframe.MINUTE_5,
-        help=f"bar size: {Timeframe.supported_text()} (default 5min)",
+        help=f"bar size: {BAR_HELP} (default 5min)",
     )  # fmt: skip
     add_date_range(p)
     p.add_argument("--output", "-o", metavar="FILE", default=None, help="default: stdout")
@@ -192,7 +194,7 @@ def fetch_with_progress(
 ) -> tuple[list[Bar], Progress]:
     """``client.fetch_bars(...)`` with a progress bar counting history requests."""
     total = planned_requests(timeframe, start, end, outside_rth)
-    progress = Progress(f"{symbol} {timeframe.bar}", total, stream)
+    progress = Progress(f"{symbol} {bar_name(timeframe)}", total, stream)
 
     def on_event(event: Any) -> None:
         details = getattr(event, "details", {}) or {}
@@ -217,7 +219,7 @@ def run_bars(args: argparse.Namespace) -> int:
         client.close()
     where = args.output or "stdout"
     write_bars(bars, args.output)
-    progress.done(f"{args.symbol} {args.bar.bar}: {len(bars)} bars -> {where}")
+    progress.done(f"{args.symbol} {bar_name(args.bar)}: {len(bars)} bars -> {where}")
     return 0
 
 

@@ -9,7 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from ..models import Timeframe
-from .common import add_date_range, add_gateway_options, check_range, parse_timeframe, print_table
+from .common import (
+    BAR_HELP,
+    add_date_range,
+    add_gateway_options,
+    check_range,
+    parse_timeframe,
+    print_table,
+)
 
 __all__ = ["add_plugins", "add_record"]
 
@@ -29,7 +36,7 @@ def add_record(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
     p.add_argument("symbols", metavar="SYMBOL", nargs="+", help="one or more symbols")
     p.add_argument(
         "--bar", type=parse_timeframe, default=Timeframe.MINUTE_5,
-        help=f"bar size: {Timeframe.supported_text()} (default 5min)",
+        help=f"bar size: {BAR_HELP} (default 5min)",
     )  # fmt: skip
     add_date_range(p)
     p.add_argument("--outside-rth", action="store_true", help="include 04:00-20:00 ET bars")
