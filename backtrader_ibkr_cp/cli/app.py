@@ -1,14 +1,17 @@
 """``ibkr-cp``: the command line. ``main(argv) -> exit code``.
 
 Exit codes: 0 success, 1 failure (the gateway, the network, the data), 2 usage (bad
-arguments or settings), 130 interrupted. Errors are one line on stderr saying what to do;
-``--debug`` adds the traceback, ``--verbose`` turns on logging (``-vv`` for debug logs).
+arguments or settings), 130 interrupted, 141 output closed early (``ibkr-cp bars ... | head``:
+nothing is printed, as for any Unix tool killed by SIGPIPE). Errors are one line on stderr
+saying what to do; ``--debug`` adds the traceback, ``--verbose`` turns on logging (``-vv`` for
+debug logs).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -20,6 +23,8 @@ __all__ = ["build_parser", "main"]
 
 PROG = "ibkr-cp"
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+#: 128 + SIGPIPE: the reader of stdout went away (``| head``).
+EXIT_BROKEN_PIPE = 141
 
 
 class _Parser(argparse.ArgumentParser):
@@ -105,7 +110,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     err = sys.stderr
     try:
         code: int = args.func(args)
+        sys.stdout.flush()
         return code
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
     except KeyboardInterrupt:
         err.write("interrupted\n")
         return EXIT_INTERRUPTED
@@ -128,6 +137,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{type(exc).__name__}: run again with --debug for the traceback)\n"
             )
         return EXIT_FAILURE
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null after its reader went away, so nothing (not even the flush at
+    exit) writes to the closed pipe again and Python prints no "Broken pipe" message."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout without a file descriptor (captured in tests)
+        pass
 
 
 def _translated(exc: BaseException) -> BaseException:
