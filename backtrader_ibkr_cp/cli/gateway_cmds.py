@@ -24,9 +24,11 @@ from .common import (
     print_table,
 )
 
-__all__ = ["add_bars", "add_search", "add_status", "write_bars"]
+__all__ = ["OUTPUT_SUFFIXES", "add_bars", "add_search", "add_status", "check_output", "write_bars"]
 
 CSV_COLUMNS = ("datetime", "open", "high", "low", "close", "volume")
+#: The file types ``bars --output`` writes.
+OUTPUT_SUFFIXES = (".csv", ".parquet")
 
 
 # -- status ------------------------------------------------------------------------------
@@ -152,13 +154,36 @@ def add_bars(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
         help=f"bar size: {BAR_HELP} (default 5min)",
     )  # fmt: skip
     add_date_range(p)
-    p.add_argument("--output", "-o", metavar="FILE", default=None, help="default: stdout")
+    p.add_argument(
+        "--output", "-o", metavar="FILE", default=None,
+        help=f"a {' or '.join(OUTPUT_SUFFIXES)} file in an existing folder (default: CSV to "
+        "stdout)",
+    )  # fmt: skip
     p.add_argument("--outside-rth", action="store_true", help="include 04:00-20:00 ET bars")
     p.set_defaults(func=run_bars)
 
 
-def _parquet_check(path: str | None) -> None:
-    if path is None or not path.lower().endswith(".parquet"):
+def check_output(path: str | None) -> None:
+    """Refuse an ``--output`` that would not be what the user asked for, before any download:
+    an extension other than :data:`OUTPUT_SUFFIXES`, a folder that does not exist, or
+    Parquet without pandas and pyarrow."""
+    if path is None:
+        return
+    file = Path(path)
+    suffix = file.suffix.lower()
+    if suffix not in OUTPUT_SUFFIXES:
+        said = f"'{file.suffix}' files" if file.suffix else "files without an extension"
+        raise ConfigError(
+            f"--output {path}: cannot write {said}; use a file ending in "
+            f"{' or '.join(OUTPUT_SUFFIXES)} (or no --output for CSV on stdout)"
+        )
+    folder = file.parent
+    if not folder.is_dir():
+        raise ConfigError(
+            f"--output {path}: the folder {folder} does not exist; create it first "
+            f"(mkdir -p {folder}) or write elsewhere"
+        )
+    if suffix != ".parquet":
         return
     try:
         importlib.import_module("pandas")
@@ -208,7 +233,7 @@ def fetch_with_progress(
 
 def run_bars(args: argparse.Namespace) -> int:
     check_range(args.start, args.end)
-    _parquet_check(args.output)
+    check_output(args.output)
     client = make_client(args)
     try:
         client.authenticate()
@@ -236,7 +261,6 @@ def write_bars(bars: Sequence[Bar], path: str | None, stream: IO[str] | None = N
     if path is None:
         _write_csv(bars, stream if stream is not None else sys.stdout)
         return
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="", encoding="utf-8") as handle:
         _write_csv(bars, handle)
 
@@ -263,5 +287,4 @@ def _write_parquet(bars: Sequence[Bar], path: Path) -> None:
             "volume": [b.volume for b in bars],
         }
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(path, index=False)
