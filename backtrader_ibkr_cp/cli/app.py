@@ -54,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .demo_cmd import add_demo
     from .gateway_cmds import add_bars, add_search, add_status
     from .record_cmd import add_plugins, add_record
+    from .. import __version__
     from .simulate_cmd import add_simulate
 
     parser = _Parser(
@@ -64,6 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
         "simulator and a demo.",
         epilog="Run 'ibkr-cp COMMAND --help' for a command's options.",
     )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {__version__}",
+        help="print the version of backtrader_ibkr_cp and exit",
+    )  # fmt: skip
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     parents = [_common_options(True)]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from cli_process import ibkr_cp
 
+import backtrader_ibkr_cp
 from backtrader_ibkr_cp.cli import build_parser, main
 
 SUBCOMMANDS = ("status", "search", "bars", "record", "simulate", "demo", "plugins")
@@ -116,3 +118,9 @@ def test_rate_limit_fails_at_once_with_one_line(capsys: pytest.CaptureFixture[st
     assert code == 1
     assert err[-1].startswith("error: POST /iserver/auth/status: the gateway refused the request")
     assert "Retry-After" in err[-1]
+
+
+def test_version_prints_the_package_version() -> None:
+    result = ibkr_cp("--version")
+    assert result.returncode == 0 and result.stderr == ""
+    assert result.stdout == f"ibkr-cp {backtrader_ibkr_cp.__version__}\n"
