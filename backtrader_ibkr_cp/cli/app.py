@@ -51,10 +51,10 @@ def _common_options(suppress: bool) -> argparse.ArgumentParser:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .. import __version__
     from .demo_cmd import add_demo
     from .gateway_cmds import add_bars, add_search, add_status
     from .record_cmd import add_plugins, add_record
-    from .. import __version__
     from .simulate_cmd import add_simulate
 
     parser = _Parser(
