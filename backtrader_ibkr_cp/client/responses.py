@@ -8,6 +8,7 @@ outcome                                          error
 ===============================================  ==========================================
 connect or read timeout                          RequestTimeout (the timeout, what to check)
 refused / reset / closed connection              GatewayConnectionError ("is it running?")
+``http://`` sent to a TLS (HTTPS) port            GatewayConnectionError ("use https://")
 TLS failure                                      TlsError (a NetworkError naming ``verify=``)
 cut-off (chunked/length) body                    DataIntegrityError
 401 (text/plain)                                 AuthenticationError (the gateway's text)
@@ -29,10 +30,14 @@ sent some, with account ids and session tokens scrubbed out (:func:`scrub`).
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
+import socket
+import ssl
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
@@ -104,6 +109,64 @@ def _connection_reason(exc: BaseException) -> str:
     if "remote end closed" in text or "remotedisconnected" in text or "aborted" in text:
         return "connection closed without an answer"
     return "connection failed"
+
+
+#: First bytes of a TLS record (alert 0x15 or handshake 0x16, version 3.x): what a TLS
+#: server may send back to a plain-HTTP request, which ``http.client`` then reports as the
+#: status line.
+_TLS_RECORD = re.compile(r"^[\x15\x16]\x03[\x00-\x04]")
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and every exception it wraps (``args``, ``reason``, cause and context)."""
+    found: list[BaseException] = []
+    stack = [exc]
+    while stack:
+        current = stack.pop()
+        if any(current is seen for seen in found):
+            continue
+        found.append(current)
+        linked = [current.__cause__, current.__context__, getattr(current, "reason", None)]
+        stack.extend(e for e in (*linked, *current.args) if isinstance(e, BaseException))
+    return found
+
+
+def _speaks_tls(url: str, timeout: float) -> bool:
+    """True when the server at ``url``'s host and port completes a TLS handshake (no
+    certificate check: this only asks which protocol the port speaks; nothing is sent)."""
+    parts = urlsplit(url)
+    if parts.hostname is None:
+        return False
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    address = (parts.hostname, parts.port or 80)
+    try:
+        with (
+            socket.create_connection(address, timeout=timeout) as raw,
+            context.wrap_socket(raw, server_hostname=parts.hostname),
+        ):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+def _plain_http_to_tls(exc: BaseException, call: Call, timeout: float) -> str | None:
+    """What happened when an ``http://`` request went to a TLS port, else None: the server
+    answered a TLS record instead of HTTP, or it closed or reset the connection without a
+    word and a TLS handshake with the same port succeeds (a plain-HTTP server that drops a
+    connection does not speak TLS)."""
+    if not call.login_url.lower().startswith("http://"):
+        return None
+    for error in _chain(exc):
+        line = str(error.args[0]) if error.args else ""
+        if isinstance(error, http.client.BadStatusLine) and _TLS_RECORD.match(line):
+            return "it answered with a TLS record, not HTTP"
+    reason = _connection_reason(exc)
+    dropped = reason in ("connection closed without an answer", "connection reset")
+    if dropped and _speaks_tls(call.login_url, min(timeout, 2.0)):
+        return f"{reason}, and the port speaks TLS"
+    return None
 
 
 def gateway_message(response: requests.Response) -> str:
@@ -207,6 +270,18 @@ def failure(
         return DataIntegrityError(
             f"{where}: the gateway's answer was cut off or could not be decoded "
             f"({type(exc).__name__}); retrying usually helps, restart the gateway if it persists",
+            endpoint=path,
+        )
+    tls_port = (
+        _plain_http_to_tls(exc, call, connect)
+        if isinstance(exc, requests.exceptions.ConnectionError)
+        else None
+    )
+    if tls_port is not None:
+        return GatewayConnectionError(
+            f"{where}: {root} treated a plain-HTTP request the way an HTTPS port does "
+            f"({tls_port}); the Client Portal Gateway serves HTTPS: use "
+            f"https://{root[len('http://') :]}",
             endpoint=path,
         )
     if isinstance(exc, requests.exceptions.ConnectionError):
