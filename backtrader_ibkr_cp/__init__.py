@@ -6,11 +6,16 @@ Importing this package does no I/O and does not import backtrader; ``IBKRCPStore
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import (
     ApiError,
     AuthenticationError,
+    BarStoreCorrupt,
+    BarStoreError,
+    BarStoreLookupError,
+    BarStoreVersionError,
+    BarStoreWriteError,
     ConfigError,
     DataIntegrityError,
     DataUnavailable,
@@ -35,13 +40,22 @@ from .models import (
 
 __version__ = "0.1.0"
 
-_LAZY = {"IBKRCPStore": ".store", "IBKRCPData": ".feed"}
+if TYPE_CHECKING:
+    from .barstore import BarStore
+
+_LAZY = {"IBKRCPStore": ".store", "IBKRCPData": ".feed", "BarStore": ".barstore"}
 
 __all__ = [
     "ApiError",
     "AuthenticationError",
     "Availability",
     "Bar",
+    "BarStore",
+    "BarStoreCorrupt",
+    "BarStoreError",
+    "BarStoreLookupError",
+    "BarStoreVersionError",
+    "BarStoreWriteError",
     "BarValidator",
     "ConfigError",
     "Contract",
@@ -66,7 +80,8 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    """Import the backtrader-based classes on first use (importing backtrader is slow)."""
+    """Import the backtrader-based classes and the bar store (pyarrow) on first use: importing
+    backtrader or pyarrow is slow."""
     module = _LAZY.get(name)
     if module is not None:
         import importlib

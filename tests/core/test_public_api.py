@@ -12,6 +12,12 @@ EXPECTED = {
     "AuthenticationError",
     "Availability",
     "Bar",
+    "BarStore",
+    "BarStoreCorrupt",
+    "BarStoreError",
+    "BarStoreLookupError",
+    "BarStoreVersionError",
+    "BarStoreWriteError",
     "BarValidator",
     "ConfigError",
     "Contract",
@@ -57,17 +63,26 @@ def test_error_tree() -> None:
         "DataIntegrityError",
         "RequestTimeout",
         "ConfigError",
+        "BarStoreError",
+        "BarStoreCorrupt",
+        "BarStoreVersionError",
+        "BarStoreWriteError",
+        "BarStoreLookupError",
     ):
         assert issubclass(getattr(m, name), m.MarketError)
     assert issubclass(m.GatewayConnectionError, ConnectionError)
     assert issubclass(m.RequestTimeout, TimeoutError)
     assert issubclass(m.ConfigError, ValueError)
+    for name in ("BarStoreCorrupt", "BarStoreVersionError", "BarStoreWriteError"):
+        assert issubclass(getattr(m, name), m.BarStoreError)
+    assert issubclass(m.BarStoreLookupError, LookupError)
 
 
 def test_import_is_light_and_side_effect_free() -> None:
     code = (
         "import sys, threading, backtrader_ibkr_cp;"
         "assert 'backtrader' not in sys.modules, 'backtrader imported eagerly';"
+        "assert 'pyarrow' not in sys.modules, 'pyarrow imported eagerly';"
         "assert threading.active_count() == 1"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
