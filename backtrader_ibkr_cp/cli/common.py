@@ -10,6 +10,7 @@ import time
 from collections.abc import Sequence
 from datetime import date, datetime, timezone
 from typing import IO, Any
+from zoneinfo import ZoneInfo
 
 from ..errors import ConfigError
 from ..models import Timeframe
@@ -22,8 +23,10 @@ __all__ = [
     "Progress",
     "add_gateway_options",
     "bar_name",
+    "exchange_span",
     "make_client",
     "parse_date",
+    "parse_exchange_date",
     "parse_timeframe",
     "parse_verify",
     "print_table",
@@ -34,23 +37,41 @@ DEFAULT_GATEWAY = "https://localhost:5000"
 #: Environment variable with the default gateway URL.
 ENV_GATEWAY = "IBKR_GATEWAY_URL"
 
-_DATE_HELP = "YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS][+HH:MM]; dates without a zone are UTC"
+_DATE_FORMS = "YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS][Z|+HH:MM]"
+_DATE_HELP = f"{_DATE_FORMS}; dates without a zone are UTC"
+#: How ``--from``/``--to`` read a date without a zone: as backtrader's feed reads a naive
+#: ``fromdate``.
+EXCHANGE_TIME_HELP = (
+    f"{_DATE_FORMS}; without Z or an offset it is the exchange's local time (New York for US "
+    "stocks), as for the backtrader feed's fromdate/todate"
+)
+
+
+def _parse_iso(text: str, forms: str) -> datetime:
+    value = text.strip()
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            day = date.fromisoformat(value)
+            return datetime(day.year, day.month, day.day)
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a date; use {forms} (e.g. 2024-02-01)"
+        ) from None
 
 
 def parse_date(text: str) -> datetime:
     """``"2024-02-01"`` -> 2024-02-01 00:00 UTC; an ISO date-time keeps its offset (UTC when it
     has none). Raises ``argparse.ArgumentTypeError`` naming the accepted forms."""
-    value = text.strip()
-    try:
-        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-            day = date.fromisoformat(value)
-            return datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a date; use {_DATE_HELP} (e.g. 2024-02-01)"
-        ) from None
+    parsed = _parse_iso(text, _DATE_HELP)
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def parse_exchange_date(text: str) -> datetime:
+    """``--from``/``--to``: ``"2024-02-01"`` -> naive 2024-02-01 00:00, meaning exchange time
+    (made aware by :func:`exchange_span` once the contract is known); a value with ``Z`` or an
+    offset stays aware. Raises ``argparse.ArgumentTypeError`` naming the accepted forms."""
+    return _parse_iso(text, EXCHANGE_TIME_HELP)
 
 
 def bar_name(timeframe: Timeframe) -> str:
@@ -124,21 +145,51 @@ def add_gateway_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_date_range(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
+    """``--from``/``--to`` (``args.start``/``args.end``). Values without a zone are naive and
+    mean exchange time: pass them through :func:`exchange_span` before use."""
     parser.add_argument(
-        "--from", dest="start", metavar="DATE", type=parse_date, required=required,
-        help=f"first bar start, inclusive ({_DATE_HELP})",
+        "--from", dest="start", metavar="DATE", type=parse_exchange_date, required=required,
+        help=f"first bar start, inclusive ({EXCHANGE_TIME_HELP})",
     )  # fmt: skip
     parser.add_argument(
-        "--to", dest="end", metavar="DATE", type=parse_date, required=required,
-        help="end, exclusive (bars starting before it)",
+        "--to", dest="end", metavar="DATE", type=parse_exchange_date, required=required,
+        help="end, exclusive (bars starting before it); same forms and zone as --from",
     )  # fmt: skip
 
 
 def check_range(start: datetime, end: datetime) -> None:
+    """ConfigError when ``--to`` is not after ``--from``; a naive and an aware value cannot be
+    compared before :func:`exchange_span`, which checks them again."""
+    if (start.tzinfo is None) != (end.tzinfo is None):
+        return
     if end <= start:
         raise ConfigError(
             f"--to {end.isoformat()} is not after --from {start.isoformat()}; give a later --to"
         )
+
+
+def exchange_span(
+    client: Any, symbols: Sequence[str], start: datetime, end: datetime
+) -> tuple[datetime, datetime]:
+    """``--from``/``--to`` as aware datetimes: a naive value is in the exchange time zone of
+    ``symbols``' contracts (resolved through ``client``, only when a value is naive), as the
+    backtrader feed reads a naive ``fromdate``. Raises ConfigError when the symbols trade in
+    different zones (then give the dates with an offset) or the span is empty."""
+    if start.tzinfo is None or end.tzinfo is None:
+        zones = {symbol: client.resolve(symbol).time_zone for symbol in symbols}
+        distinct = sorted(set(zones.values()))
+        if len(distinct) > 1:
+            listed = ", ".join(f"{symbol}: {zone}" for symbol, zone in zones.items())
+            raise ConfigError(
+                f"the symbols trade in different time zones ({listed}), so a date without a "
+                "zone is ambiguous; give --from/--to with Z or an offset, e.g. "
+                "2024-03-04T09:30-05:00"
+            )
+        zone = ZoneInfo(distinct[0]) if distinct else timezone.utc
+        start = start if start.tzinfo is not None else start.replace(tzinfo=zone)
+        end = end if end.tzinfo is not None else end.replace(tzinfo=zone)
+    check_range(start, end)
+    return start, end
 
 
 def make_client(args: argparse.Namespace, **kwargs: Any) -> Any:

@@ -19,6 +19,7 @@ from .common import (
     add_gateway_options,
     bar_name,
     check_range,
+    exchange_span,
     make_client,
     parse_timeframe,
     print_table,
@@ -237,8 +238,9 @@ def run_bars(args: argparse.Namespace) -> int:
     client = make_client(args)
     try:
         client.authenticate()
+        start, end = exchange_span(client, [args.symbol], args.start, args.end)
         bars, progress = fetch_with_progress(
-            client, args.symbol, args.bar, args.start, args.end, outside_rth=args.outside_rth
+            client, args.symbol, args.bar, start, end, outside_rth=args.outside_rth
         )
     finally:
         client.close()

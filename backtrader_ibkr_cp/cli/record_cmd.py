@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,8 @@ from .common import (
     add_date_range,
     add_gateway_options,
     check_range,
+    exchange_span,
+    make_client,
     parse_timeframe,
     print_table,
 )
@@ -51,8 +54,22 @@ def add_record(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=run_record)
 
 
+def _span(args: argparse.Namespace) -> tuple[datetime, datetime]:
+    """``--from``/``--to`` made aware; naive ones in the symbols' exchange time zone (which
+    takes a look-up at the gateway, outside the recording)."""
+    if args.start.tzinfo is not None and args.end.tzinfo is not None:
+        return exchange_span(None, args.symbols, args.start, args.end)
+    client = make_client(args)
+    try:
+        client.authenticate()
+        return exchange_span(client, args.symbols, args.start, args.end)
+    finally:
+        client.close()
+
+
 def run_record(args: argparse.Namespace) -> int:
     check_range(args.start, args.end)
+    start, end = _span(args)
     common: dict[str, Any] = {
         "gateway_url": args.gateway,
         "verify": args.verify,
@@ -62,15 +79,11 @@ def run_record(args: argparse.Namespace) -> int:
     if args.client:
         from ..cassettes.recording import record_client_run
 
-        result = record_client_run(
-            args.cassette, args.symbols, args.bar, args.start, args.end, **common
-        )
+        result = record_client_run(args.cassette, args.symbols, args.bar, start, end, **common)
     else:
         from .backtest import record_store_run
 
-        result = record_store_run(
-            args.cassette, args.symbols, args.bar, args.start, args.end, **common
-        )
+        result = record_store_run(args.cassette, args.symbols, args.bar, start, end, **common)
     counts = ", ".join(f"{symbol} {n} bars" for symbol, n in result.bars.items())
     sys.stdout.write(
         f"recorded {result.interactions} interactions ({counts}) into {result.path} "

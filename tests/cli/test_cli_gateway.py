@@ -102,7 +102,8 @@ def test_record_writes_a_replayable_cassette_with_its_run(
     assert "AAPL 14 bars" in capsys.readouterr().out
     meta = read_metadata(path)
     assert meta["symbols"] == ["AAPL"] and meta["bar"] == "1h"
-    assert meta["from"] == "2024-03-04T00:00:00+00:00" and meta["recorded_with"] == "client"
+    # --from 2024-03-04 is midnight in New York (EST), stored as UTC
+    assert meta["from"] == "2024-03-04T05:00:00+00:00" and meta["recorded_with"] == "client"
     assert len(json.loads(path.read_text())["interactions"]) >= 3
     assert not list(tmp_path.glob(".rec.json.recording-*"))  # no temporary file left
 

@@ -59,7 +59,7 @@ def test_to_before_from_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> 
     code = main(["bars", "AAPL", "--from", "2024-03-01", "--to", "2024-02-01"])
     err = capsys.readouterr().err
     assert code == 2 and err == (
-        "error: --to 2024-02-01T00:00:00+00:00 is not after --from 2024-03-01T00:00:00+00:00; "
+        "error: --to 2024-02-01T00:00:00 is not after --from 2024-03-01T00:00:00; "
         "give a later --to\n"
     )
 
