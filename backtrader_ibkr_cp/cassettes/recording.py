@@ -78,10 +78,12 @@ def run_metadata(
 
 
 def run_parameters(
-    metadata: Mapping[str, Any],
+    metadata: Mapping[str, Any], *, path: str | os.PathLike[str] | None = None
 ) -> tuple[list[str], Timeframe, datetime, datetime, bool]:
     """``(symbols, timeframe, start, end, outside_rth)`` from :func:`run_metadata`'s output.
-    Raises ConfigError when the cassette does not describe its run."""
+    Raises ConfigError when the cassette (at ``path``, named in the message) does not
+    describe its run."""
+    where = str(path) if path is not None else "PATH"
     try:
         return (
             [str(s) for s in metadata["symbols"]],
@@ -91,9 +93,16 @@ def run_parameters(
             bool(metadata.get("outside_rth", False)),
         )
     except (KeyError, TypeError, ValueError) as exc:
+        why = (
+            f"no {exc.args[0]!r} in its metadata"
+            if isinstance(exc, KeyError)
+            else f"{type(exc).__name__}: {exc}"
+        )
+        named = "" if path is None else f"{where} "
         raise ConfigError(
-            f"the cassette does not describe its run ({type(exc).__name__}: {exc}); record it "
-            "with `ibkr-cp record` or give the symbols and dates explicitly"
+            f"the cassette {named}does not describe its run ({why}); use one recorded with "
+            f"`ibkr-cp record --cassette {where} SYMBOL... --bar 5min --from YYYY-MM-DD --to "
+            "YYYY-MM-DD`, which stores the symbols, bar size and dates"
         ) from exc
 
 

@@ -84,7 +84,9 @@ def run_demo(args: argparse.Namespace) -> int:
         raise ConfigError("--live-bars must be >= 0, --speed and --timeout > 0")
     out: IO[str] = sys.stdout
     cassette = args.cassette if args.cassette is not None else find_bundled_cassette()
-    symbols, timeframe, start, end, outside_rth = run_parameters(read_metadata(cassette))
+    symbols, timeframe, start, end, outside_rth = run_parameters(
+        read_metadata(cassette), path=cassette
+    )
     out.write(
         f"1/2 backtest: {', '.join(symbols)} {bar_name(timeframe)} bars {start:%Y-%m-%d} to "
         f"{end:%Y-%m-%d}, replayed from {cassette} (no network)\n"

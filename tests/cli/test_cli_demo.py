@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from cli_process import ibkr_cp
 
 from backtrader_ibkr_cp.cli import main
 from backtrader_ibkr_cp.cli.demo_cmd import find_bundled_cassette
@@ -40,11 +41,13 @@ def test_the_bundled_cassette_is_labelled_synthetic_and_small() -> None:
     assert (path.parent / "README.md").read_text().count("SYNTHETIC") >= 1
 
 
-def test_demo_with_a_cassette_that_does_not_describe_its_run(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_demo_with_a_cassette_that_does_not_describe_its_run(tmp_path: Path) -> None:
     bare = tmp_path / "bare.json"
     bare.write_text('{"version":1,"interactions":[\n]}\n')
-    assert main(["demo", "--cassette", str(bare), "--live-bars", "0"]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "does not describe its run" in err
+    result = ibkr_cp("demo", "--cassette", str(bare), "--live-bars", "0")
+    assert result.returncode == 2
+    err = result.stderr
+    assert err.count("\n") == 1 and f"the cassette {bare} does not describe its run" in err
+    # it points at what exists: a recording command, not options demo does not have
+    assert f"ibkr-cp record --cassette {bare} SYMBOL... --bar" in err
+    assert "explicitly" not in err
