@@ -9,19 +9,22 @@ version; a newer version is refused like a newer Parquet file.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import asdict, fields
 from typing import Any
 
 from ..contracts.resolver import AmbiguousContract
 from ..contracts.spec import GRAMMAR, ContractSpec
-from ..errors import BarStoreCorrupt, BarStoreLookupError
+from ..errors import BarStoreCorrupt, BarStoreError, BarStoreLookupError
 from ..models.contract import Contract
 from .files import StoreFiles
 from .layout import CONTRACT_FILE, ROOT_FILE, conid_dir, parse_conid_dir
 from .schema import FORMAT_NAME, FORMAT_VERSION, check_version
 
 __all__ = ["Catalog"]
+
+log = logging.getLogger(__name__)
 
 _FIELDS = {f.name for f in fields(Contract)}
 
@@ -100,9 +103,21 @@ class Catalog:
         found = (parse_conid_dir(name) for name in self.files.listdir(""))
         return sorted(conid for conid in found if conid is not None)
 
-    def all(self) -> list[Contract]:
-        """Every stored contract."""
-        return [c for c in (self.get(conid) for conid in self.conids()) if c is not None]
+    def all(self) -> tuple[list[Contract], list[BarStoreError]]:
+        """Every stored contract, and the errors of contract files that cannot be read
+        (skipped, so one bad file does not hide the other contracts)."""
+        found: list[Contract] = []
+        problems: list[BarStoreError] = []
+        for conid in self.conids():
+            try:
+                contract = self.get(conid)
+            except BarStoreError as exc:
+                log.warning("skipped an unreadable contract file: %s", exc)
+                problems.append(exc)
+                continue
+            if contract is not None:
+                found.append(contract)
+        return found, problems
 
     def find(self, value: str | int) -> Contract:
         """The stored contract ``value`` names: a conid, or a spec (``"AAPL"``,
@@ -112,16 +127,16 @@ class Catalog:
         if spec.conid is not None:
             found = self.get(spec.conid)
             if found is None:
-                raise self._missing(str(spec.conid), ())
+                raise self._missing(str(spec.conid), (), ())
             return found
-        stored = self.all()
+        stored, problems = self.all()
         matching = [c for c in stored if spec.matches(c)]
         if not spec.currency:
             matching = [c for c in matching if c.currency.upper() == "USD"] or matching
         if len(matching) == 1:
             return matching[0]
         if not matching:
-            raise self._missing(str(spec), stored)
+            raise self._missing(str(spec), stored, problems)
         lines = "\n  ".join(f"{c.spec()} (conid {c.conid})" for c in matching)
         raise AmbiguousContract(
             f"{spec} matches {len(matching)} contracts in the bar store {self.files.where()}:"
@@ -130,11 +145,16 @@ class Catalog:
             candidates=matching,
         )
 
-    def _missing(self, spec: str, stored: Sequence[Contract]) -> BarStoreLookupError:
+    def _missing(
+        self, spec: str, stored: Sequence[Contract], problems: Sequence[BarStoreError]
+    ) -> BarStoreLookupError:
         held = ", ".join(sorted({c.symbol for c in stored})) or "none"
+        unread = ""
+        if problems:
+            unread = f"; unreadable: {', '.join(str(p.path) for p in problems)}"
         return BarStoreLookupError(
             f"the bar store {self.files.where()} holds no contract for {spec!r} (it holds: "
-            f"{held}); fill it first (`ibkr-cp store fill {spec} ...`) or pass a conid",
+            f"{held}{unread}); fill it first (`ibkr-cp store fill {spec} ...`) or pass a conid",
             path=self.files.where(),
             spec=spec,
         )

@@ -120,9 +120,10 @@ class BarStore:
         return self._catalog.find(conid_or_symbol)
 
     def contracts(self) -> list[Contract]:
-        """Every contract the store holds."""
+        """Every contract the store holds (an unreadable contract file is skipped and logged
+        at WARNING)."""
         self._catalog.check_root()
-        return self._catalog.all()
+        return self._catalog.all()[0]
 
     def put_contract(self, contract: Contract) -> None:
         """Store ``contract``'s details (``write`` does it too)."""

@@ -101,9 +101,10 @@ def hold_lock(root: str, folder: str, locked: Any) -> None:
             signal.pause()
 
 
-def write_as(root: str, uid: int | None, fsize: int | None, result: Any) -> None:
-    """Write a big IBM series as user ``uid`` and/or under a file size limit ``fsize`` bytes;
-    report ``(error class name, message, path, errno, readable)`` on ``result``."""
+def write_as(root: str, which: str, uid: int | None, fsize: int | None, result: Any) -> None:
+    """As user ``uid`` and/or under a file size limit of ``fsize`` bytes: read the AAPL 5min
+    series, then write ``which`` ("new": a year of IBM 1min bars, a new series; "existing":
+    the AAPL 5min series again). Report ``(error class, message, path, errno, bars read)``."""
     import resource
     import signal
 
@@ -115,9 +116,13 @@ def write_as(root: str, uid: int | None, fsize: int | None, result: Any) -> None
         os.setuid(uid)
     store = BarStore(root, clock=lambda: LATER)
     readable = len(store.read(AAPL, "5min"))
-    start, end = utc(2023, 1, 1), utc(2024, 1, 1)
     try:
-        store.write(IBM, "1min", make_bars("1min", start, end), span=(start, end))
+        if which == "new":
+            start, end = utc(2023, 1, 1), utc(2024, 1, 1)
+            store.write(IBM, "1min", make_bars("1min", start, end), span=(start, end))
+        else:
+            start, end = utc(2024, 3, 4), utc(2024, 3, 9)
+            store.write(AAPL, "5min", make_bars("5min", start, end, version=1), span=(start, end))
     except Exception as exc:
         result.put(
             (type(exc).__name__, str(exc), getattr(exc, "path", None), getattr(exc, "errno", None),
