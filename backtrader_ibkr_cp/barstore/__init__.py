@@ -23,7 +23,7 @@ from ..errors import (
     BarStoreWriteError,
 )
 from .columns import BarColumns, bar_ends
-from .fill import FillReport, fill
+from .fill import FillReport, fill, to_fetch
 from .layout import SeriesKey
 from .location import ENV_BAR_STORE, default_location
 from .schema import FORMAT_VERSION
@@ -48,4 +48,5 @@ __all__ = [
     "bar_ends",
     "default_location",
     "fill",
+    "to_fetch",
 ]

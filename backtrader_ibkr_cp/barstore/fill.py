@@ -20,7 +20,7 @@ from .horizon import can_hold_bars
 from .spans import Span, to_ms
 from .store import BarStore
 
-__all__ = ["Fetch", "FillReport", "Split", "fill"]
+__all__ = ["Fetch", "FillReport", "Split", "fill", "to_fetch"]
 
 #: ``fetch(span) -> bars`` starting in ``span`` (completed bars, any order).
 Fetch = Callable[[Span], Sequence[Bar]]
@@ -34,6 +34,32 @@ class FillReport:
 
     pieces: list[Span] = field(default_factory=list)
     bars: int = 0
+
+
+def to_fetch(
+    store: BarStore,
+    contract: Contract,
+    timeframe: Timeframe | str,
+    start: datetime,
+    end: datetime,
+    *,
+    outside_rth: bool = False,
+    now: datetime | None = None,
+    refresh: bool = False,
+) -> list[Span]:
+    """The spans a fill of ``[start, end)`` fetches: :meth:`BarStore.missing`, or with
+    ``refresh`` the whole span up to the store's horizon (so corrected bars replace the
+    stored ones)."""
+    tf = Timeframe.parse(timeframe)
+    moment = now if now is not None else store.clock()
+    if not refresh:
+        return store.missing(contract, tf, start, end, outside_rth, now=moment)
+    horizon = store.horizon(tf, outside_rth=outside_rth, now=moment)
+    limit = min(to_ms(end, name="end", ceil=True), to_ms(horizon))
+    if limit <= to_ms(start, name="start"):
+        return []
+    whole = Span.of_ms(to_ms(start), limit)
+    return [whole] if can_hold_bars(whole, tf, outside_rth=outside_rth) else []
 
 
 def fill(
@@ -54,21 +80,17 @@ def fill(
 
     ``now`` is the gateway's clock (default ``store.clock()``); bars not complete at ``now``
     are neither asked for nor stored. ``refresh`` fetches the whole span again (bars IBKR
-    corrected since replace the stored ones). ``split`` cuts each missing span into pieces
+    corrected since replace the stored ones). ``split`` cuts each span to fetch into pieces
     written one by one; ``on_written(piece, bar_count)`` is called after each write. The
-    contract is stored even when nothing is missing.
+    contract is stored even when nothing is missing. Errors from ``fetch`` propagate; what
+    was written before them stays.
     """
     tf = Timeframe.parse(timeframe)
     moment = now if now is not None else store.clock()
     store.put_contract(contract)
-    if refresh:
-        limit = min(
-            to_ms(end, ceil=True), to_ms(store.horizon(tf, outside_rth=outside_rth, now=moment))
-        )
-        whole = [Span.of_ms(to_ms(start), limit)] if limit > to_ms(start) else []
-        todo = [s for s in whole if can_hold_bars(s, tf, outside_rth=outside_rth)]
-    else:
-        todo = store.missing(contract, tf, start, end, outside_rth, now=moment)
+    todo = to_fetch(
+        store, contract, tf, start, end, outside_rth=outside_rth, now=moment, refresh=refresh
+    )
     report = FillReport()
     for gap in todo:
         for piece in split(gap) if split is not None else (gap,):

@@ -56,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .gateway_cmds import add_bars, add_search, add_status
     from .record_cmd import add_plugins, add_record
     from .simulate_cmd import add_simulate
+    from .store_cmds import add_store
 
     parser = _Parser(
         prog=PROG,
@@ -75,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_status(sub, parents)
     add_search(sub, parents)
     add_bars(sub, parents)
+    add_store(sub, parents)
     add_record(sub, parents)
     add_simulate(sub, parents)
     add_demo(sub, parents)

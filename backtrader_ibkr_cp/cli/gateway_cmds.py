@@ -161,6 +161,11 @@ def add_bars(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
         "stdout)",
     )  # fmt: skip
     p.add_argument("--outside-rth", action="store_true", help="include 04:00-20:00 ET bars")
+    p.add_argument(
+        "--store", metavar="PATH", default=None,
+        help="go through this bar store (folder or URI): read what it holds, fetch and keep "
+        "the rest (see ibkr-cp store --help)",
+    )  # fmt: skip
     p.set_defaults(func=run_bars)
 
 
@@ -239,9 +244,14 @@ def run_bars(args: argparse.Namespace) -> int:
     try:
         client.authenticate()
         start, end = exchange_span(client, [args.symbol], args.start, args.end)
-        bars, progress = fetch_with_progress(
-            client, args.symbol, args.bar, start, end, outside_rth=args.outside_rth
-        )
+        if args.store is not None:
+            from .store_cmds import fetch_through_store
+
+            bars, progress = fetch_through_store(client, args, start, end)
+        else:
+            bars, progress = fetch_with_progress(
+                client, args.symbol, args.bar, start, end, outside_rth=args.outside_rth
+            )
     finally:
         client.close()
     where = args.output or "stdout"
