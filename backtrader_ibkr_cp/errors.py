@@ -6,6 +6,10 @@ Every error this package raises is a :class:`MarketError`. Third-party exception
 
     MarketError
      ├── ConfigError              bad argument or setting, raised before any I/O (also ValueError)
+     │    └── CassetteError            a cassette cannot serve the run (names the file)
+     │         ├── CassetteNotFound         the file does not exist
+     │         ├── CassetteCorrupt          empty, not JSON, or not a cassette
+     │         └── CassetteMiss             a request is not in the cassette
      ├── NetworkError             the request did not get a usable HTTP answer
      │    ├── GatewayConnectionError   refused, reset or closed (also ConnectionError)
      │    └── RequestTimeout           no answer within the timeout (also TimeoutError)
@@ -35,6 +39,10 @@ __all__ = [
     "BarStoreLookupError",
     "BarStoreVersionError",
     "BarStoreWriteError",
+    "CassetteCorrupt",
+    "CassetteError",
+    "CassetteMiss",
+    "CassetteNotFound",
     "ConfigError",
     "DataIntegrityError",
     "DataUnavailable",
@@ -186,3 +194,53 @@ class BarStoreWriteError(BarStoreError):
 class BarStoreLookupError(BarStoreError, LookupError):
     """The store holds no contract matching what was asked (``spec``): fill it first
     (``ibkr-cp store fill SYMBOL ...``) or pass the conid."""
+
+
+# -- cassettes (backtrader_ibkr_cp.cassettes) -----------------------------------------------
+
+
+class CassetteError(ConfigError):
+    """A cassette cannot serve the run: missing, unreadable, or lacking a request. Nothing was
+    sent to a gateway. ``context["cassette"]`` is the file, when known."""
+
+
+class CassetteNotFound(CassetteError):
+    """The cassette file does not exist and the record mode does not allow creating it."""
+
+
+class CassetteCorrupt(CassetteError):
+    """The cassette file exists but is not a cassette this package can read: empty, not JSON
+    (e.g. truncated), not UTF-8 or gzip, or JSON without a list of recorded interactions.
+    ``cassette_path`` is the file; ``reason`` says what is wrong with it. Re-record it (or
+    delete it and record again)."""
+
+    def __init__(self, message: str, *, cassette_path: str, reason: str) -> None:
+        super().__init__(message, cassette=cassette_path, reason=reason)
+        self.cassette_path = cassette_path
+        self.reason = reason
+
+
+class CassetteMiss(CassetteError):
+    """A request is not in the cassette (or was recorded fewer times than it was made).
+
+    ``method``, ``path`` and ``query`` name the request (no scheme/host/port: they are not
+    matched); ``cassette_path`` the file; ``reason`` vcrpy's diagnosis (``"no_match"``,
+    ``"already_played"``, ``"nothing_similar"``, ``"cassette_not_found"``) or None.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str,
+        path: str,
+        query: str,
+        cassette_path: str,
+        reason: str | None = None,
+    ) -> None:
+        super().__init__(message, endpoint=path, cassette=cassette_path)
+        self.method = method
+        self.path = path
+        self.query = query
+        self.cassette_path = cassette_path
+        self.reason = reason

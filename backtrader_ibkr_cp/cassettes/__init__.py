@@ -18,6 +18,7 @@ from __future__ import annotations
 from .cassette import (
     RECORD_MODES,
     Cassette,
+    CassetteCorrupt,
     CassetteError,
     CassetteMiss,
     CassetteNotFound,
@@ -36,6 +37,7 @@ __all__ = [
     "REPEATABLE_PATHS",
     "SECRET_PLACEHOLDER",
     "Cassette",
+    "CassetteCorrupt",
     "CassetteError",
     "CassetteMiss",
     "CassetteNotFound",

@@ -35,7 +35,13 @@ import vcr
 import vcr.cassette
 
 from ..errors import ConfigError, MarketError
-from .errors import CassetteError, CassetteMiss, CassetteNotFound, translate_cassette_error
+from .errors import (
+    CassetteCorrupt,
+    CassetteError,
+    CassetteMiss,
+    CassetteNotFound,
+    translate_cassette_error,
+)
 from .matching import (
     MATCH_ON,
     REPEATABLE_PATHS,
@@ -51,6 +57,7 @@ from .threadsafe import ThreadSafety
 __all__ = [
     "RECORD_MODES",
     "Cassette",
+    "CassetteCorrupt",
     "CassetteError",
     "CassetteMiss",
     "CassetteNotFound",
@@ -143,7 +150,8 @@ class Cassette:
         secrets: extra values to scrub wherever they appear (e.g. a known account alias).
 
     Raises ConfigError for an unknown record mode; :meth:`start` raises
-    :class:`CassetteNotFound` when replaying a file that does not exist.
+    :class:`CassetteNotFound` when replaying a file that does not exist and
+    :class:`CassetteCorrupt` when the file is not a readable cassette (empty, truncated, ``{}``).
     """
 
     def __init__(
@@ -203,8 +211,9 @@ class Cassette:
             cls: Any = type("_Cassette", (_VcrCassette,), {"repeatable": repeatable})
             config = self._vcr()
             getter = _args_getter(config, str(self.path))
-            self._context = cls.use_arg_getter(getter)
-            self._vcr_cassette = self._context.__enter__()
+            context = cls.use_arg_getter(getter)
+            self._vcr_cassette = context.__enter__()  # loads the file: may raise CassetteCorrupt
+            self._context = context
             self._thread_safety.install()
             _active = self
         if self._new_metadata and not self._vcr_cassette.write_protected:
@@ -293,7 +302,8 @@ def _args_getter(config: vcr.VCR, path: str) -> Any:
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The ``metadata`` object of a stored cassette ({} when it has none).
 
-    Raises CassetteNotFound when the file does not exist.
+    Raises CassetteNotFound when the file does not exist, CassetteCorrupt when it is not a
+    readable cassette.
     """
     file = Path(path)
     if not file.is_file():

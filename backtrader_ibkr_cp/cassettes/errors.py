@@ -1,4 +1,8 @@
-"""The cassette errors, and the mapping of vcrpy's "cannot play back" error to them.
+"""The mapping of vcrpy's "cannot play back" error to the cassette errors.
+
+The error classes live in :mod:`backtrader_ibkr_cp.errors` (the one exception tree) and are
+re-exported here, so ``from backtrader_ibkr_cp.cassettes.errors import CassetteMiss`` keeps
+working.
 
 ``translate_cassette_error`` is meant for the HTTP boundary (the client's Transport), where a
 vcrpy error raised inside ``requests`` must become this package's typed error::
@@ -16,44 +20,22 @@ from __future__ import annotations
 
 from vcr.errors import CannotOverwriteExistingCassetteException, UnhandledHTTPRequestError
 
-from ..errors import ConfigError, MarketError
+from ..errors import (
+    CassetteCorrupt,
+    CassetteError,
+    CassetteMiss,
+    CassetteNotFound,
+    MarketError,
+)
 from .matching import describe_request
 
-__all__ = ["CassetteError", "CassetteMiss", "CassetteNotFound", "translate_cassette_error"]
-
-
-class CassetteError(ConfigError):
-    """A cassette cannot serve the run: missing, or lacking a request. Nothing was sent."""
-
-
-class CassetteNotFound(CassetteError):
-    """The cassette file does not exist and the record mode does not allow creating it."""
-
-
-class CassetteMiss(CassetteError):
-    """A request is not in the cassette (or was recorded fewer times than it was made).
-
-    ``method``, ``path`` and ``query`` name the request (no scheme/host/port: they are not
-    matched); ``cassette_path`` the file; ``reason`` vcrpy's diagnosis (``"no_match"``,
-    ``"already_played"``, ``"nothing_similar"``, ``"cassette_not_found"``) or None.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        method: str,
-        path: str,
-        query: str,
-        cassette_path: str,
-        reason: str | None = None,
-    ) -> None:
-        super().__init__(message, endpoint=path, cassette=cassette_path)
-        self.method = method
-        self.path = path
-        self.query = query
-        self.cassette_path = cassette_path
-        self.reason = reason
+__all__ = [
+    "CassetteCorrupt",
+    "CassetteError",
+    "CassetteMiss",
+    "CassetteNotFound",
+    "translate_cassette_error",
+]
 
 
 def _rerecord_hint(path: str) -> str:

@@ -61,7 +61,8 @@ def _key(method: str, uri: str, body: Any) -> Key:
 class ReplayAdapter(BaseAdapter):
     """Answers a ``requests.Session``'s requests from the cassette at ``path``.
 
-    Raises :class:`CassetteNotFound` when the file does not exist.
+    Raises :class:`CassetteNotFound` when the file does not exist and
+    :class:`~backtrader_ibkr_cp.errors.CassetteCorrupt` when it is not a readable cassette.
     """
 
     def __init__(

@@ -15,7 +15,9 @@ On load, a JSON body is serialised again (compact separators) and the response's
 Prices survive the round trip exactly (Python's float repr is shortest round-trip).
 
 :class:`CassettePersister` writes atomically (temporary file, then rename), gzips paths ending in
-``.gz`` and reads either.
+``.gz`` and reads either. Every read goes through :func:`load_stored`, which refuses a file that
+is not such a cassette (empty, truncated, not JSON, JSON without interactions) with
+:class:`~backtrader_ibkr_cp.errors.CassetteCorrupt` naming the file.
 """
 
 from __future__ import annotations
@@ -24,11 +26,14 @@ import gzip
 import json
 import os
 import tempfile
+import zlib
 from pathlib import Path
 from typing import Any
 
 from vcr.persisters.filesystem import CassetteNotFoundError
 from vcr.serialize import deserialize, serialize
+
+from ..errors import CassetteCorrupt
 
 __all__ = [
     "FORMAT",
@@ -36,6 +41,7 @@ __all__ = [
     "CassettePersister",
     "body_text",
     "compact_json",
+    "load_stored",
     "read_cassette_dict",
 ]
 
@@ -107,31 +113,91 @@ class compact_json:
     @staticmethod
     def deserialize(text: str) -> dict[str, Any]:
         data: dict[str, Any] = json.loads(text)
-        for interaction in data.get("interactions", []):
-            _unpack_body(interaction["request"], response=False)
-            _unpack_body(interaction["response"], response=True)
+        _unpack(data)
         return data
+
+
+def _unpack(data: dict[str, Any]) -> None:
+    for interaction in data.get("interactions", []):
+        _unpack_body(interaction["request"], response=False)
+        _unpack_body(interaction["response"], response=True)
+
+
+def _corrupt(file: Path, what: str) -> CassetteCorrupt:
+    return CassetteCorrupt(
+        f"cassette {file} {what}, so it cannot be replayed; re-record it: `ibkr-cp record "
+        f"--cassette {file} SYMBOL... --bar ... --from ... --to ...` against a gateway (or the "
+        "simulator), or delete it and run once with record_mode='once'",
+        cassette_path=str(file),
+        reason=what,
+    )
+
+
+def _checked(data: Any, file: Path) -> dict[str, Any]:
+    """``data`` when it has the shape every cassette has (an object with an ``interactions``
+    list of ``{"request": {...}, "response": {...}}``), else CassetteCorrupt."""
+    if not isinstance(data, dict) or not isinstance(data.get("interactions"), list):
+        shape = f"a JSON {type(data).__name__}" if not isinstance(data, dict) else "JSON"
+        raise _corrupt(
+            file,
+            f"is {shape} without an 'interactions' list, not a cassette (a cassette starts "
+            f'with {{"version":1,"format":"{FORMAT}",...)',
+        )
+    for index, interaction in enumerate(data["interactions"]):
+        if not (
+            isinstance(interaction, dict)
+            and isinstance(interaction.get("request"), dict)
+            and isinstance(interaction.get("response"), dict)
+        ):
+            raise _corrupt(file, f"has an interaction #{index} without a request and a response")
+    return data
+
+
+def load_stored(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The stored cassette at ``path``, parsed and checked, bodies as stored.
+
+    Raises vcrpy's CassetteNotFoundError when the file does not exist (a recording then
+    starts a new file) and :class:`~backtrader_ibkr_cp.errors.CassetteCorrupt`, naming the
+    file and what to do, when it is empty, not gzip (``.gz``), not UTF-8, not JSON (e.g.
+    truncated) or not a cassette (``{}``).
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise CassetteNotFoundError(str(file))
+    raw = file.read_bytes()
+    if not raw.strip():
+        raise _corrupt(file, f"is empty ({len(raw)} bytes)")
+    try:
+        if file.suffix == ".gz":
+            raw = gzip.decompress(raw)
+        text = raw.decode("utf-8")
+    except (OSError, EOFError, zlib.error) as exc:
+        raise _corrupt(file, f"is not gzip data ({exc})") from exc
+    except UnicodeDecodeError as exc:
+        raise _corrupt(file, f"is not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+    if not text.strip():
+        raise _corrupt(file, "holds no data")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _corrupt(
+            file,
+            f"is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}; a "
+            "truncated or hand-edited file?)",
+        ) from exc
+    return _checked(data, file)
 
 
 def read_cassette_dict(path: str | os.PathLike[str], *, unpack: bool = True) -> dict[str, Any]:
     """The stored cassette at ``path`` as a dict: bodies unpacked to vcrpy's form, or left as
     stored (``{"json": value}``) with ``unpack=False`` (see :func:`body_text`).
 
-    Raises CassetteNotFoundError when the file is missing or empty.
+    Raises as :func:`load_stored` does.
     """
-    file = Path(path)
-    if not file.is_file():
-        raise CassetteNotFoundError()
-    raw = file.read_bytes()
-    if file.suffix == ".gz":
-        raw = gzip.decompress(raw)
-    text = raw.decode("utf-8")
-    if not text.strip():
-        raise CassetteNotFoundError()
-    if not unpack:
-        data: dict[str, Any] = json.loads(text)
-        return data
-    return compact_json.deserialize(text)
+    data = load_stored(path)
+    if unpack:
+        _unpack(data)
+    return data
 
 
 def body_text(body: Any) -> str:
@@ -144,21 +210,27 @@ def body_text(body: Any) -> str:
     return "" if body is None else str(body)
 
 
+class _Parsed:
+    """A vcrpy serializer handing over a cassette dict that is already parsed and checked."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self._data = data
+
+    def deserialize(self, text: str) -> dict[str, Any]:
+        del text
+        return self._data
+
+
 class CassettePersister:
     """vcrpy persister: atomic writes, ``.gz`` support, UTF-8 always."""
 
     @classmethod
     def load_cassette(cls, cassette_path: str | os.PathLike[str], serializer: Any) -> Any:
-        path = Path(cassette_path)
-        if not path.is_file():
-            raise CassetteNotFoundError()
-        raw = path.read_bytes()
-        if path.suffix == ".gz":
-            raw = gzip.decompress(raw)
-        text = raw.decode("utf-8")
-        if not text.strip():
-            raise CassetteNotFoundError()
-        return deserialize(text, serializer)
+        """``(requests, responses[, metadata])`` as vcrpy wants them. The file is read in this
+        module's format whatever ``serializer`` is, through :func:`read_cassette_dict`
+        (CassetteNotFoundError when missing, CassetteCorrupt when unreadable)."""
+        del serializer
+        return deserialize("", _Parsed(read_cassette_dict(cassette_path)))
 
     @staticmethod
     def save_cassette(

@@ -19,6 +19,10 @@ EXPECTED = {
     "BarStoreVersionError",
     "BarStoreWriteError",
     "BarValidator",
+    "CassetteCorrupt",
+    "CassetteError",
+    "CassetteMiss",
+    "CassetteNotFound",
     "ConfigError",
     "Contract",
     "DataIntegrityError",
@@ -68,6 +72,10 @@ def test_error_tree() -> None:
         "BarStoreVersionError",
         "BarStoreWriteError",
         "BarStoreLookupError",
+        "CassetteError",
+        "CassetteCorrupt",
+        "CassetteMiss",
+        "CassetteNotFound",
     ):
         assert issubclass(getattr(m, name), m.MarketError)
     assert issubclass(m.GatewayConnectionError, ConnectionError)
@@ -76,6 +84,9 @@ def test_error_tree() -> None:
     for name in ("BarStoreCorrupt", "BarStoreVersionError", "BarStoreWriteError"):
         assert issubclass(getattr(m, name), m.BarStoreError)
     assert issubclass(m.BarStoreLookupError, LookupError)
+    for name in ("CassetteCorrupt", "CassetteMiss", "CassetteNotFound"):
+        assert issubclass(getattr(m, name), m.CassetteError)
+    assert issubclass(m.CassetteError, m.ConfigError)
 
 
 def test_import_is_light_and_side_effect_free() -> None:
