@@ -214,3 +214,25 @@ def test_the_default_store_is_the_environment_variable(
     argv = ["store", "fill", "KO", "--from", "2024-03-04", "--to", TO, "--gateway", sim.url]
     assert main(argv) == 0
     assert len(BarStore(tmp_path / "env-store").read("KO", "5min")) == 5 * 78
+
+
+def test_refresh_fetches_held_spans_again(sim: GatewaySimulator, tmp_path: Path) -> None:
+    store_path = tmp_path / "bars"
+    argv = fill_argv(sim, store_path, "AAPL", end="2024-02-24")
+    assert main(argv) == 0 and sim.stats.requests[HISTORY] == 5
+    assert main([*argv, "--refresh"]) == 0 and sim.stats.requests[HISTORY] == 10
+    assert rows(BarStore(store_path).read("AAPL", "5min")) == truth(sim, "AAPL", FROM, "2024-02-24")
+
+
+def test_store_usage_errors_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["store"]) == 2
+    assert "ibkr-cp store: error: the following arguments are required: ACTION" in (
+        capsys.readouterr().err
+    )
+    assert main(["store", "fill", "--help"]) == 0
+    text = capsys.readouterr().out
+    assert "--gateway URL" in text and "--store PATH" in text and "IBKR_CP_BAR_STORE" in text
+    assert main(["store", "fill", "AAPL", "--from", "2024-03-02", "--to", "2024-03-01"]) == 2
+    assert "is not after --from" in capsys.readouterr().err
+    assert main(["store", "export", "AAPL", "-o", "x.txt"]) == 2
+    assert "cannot write '.txt' files" in capsys.readouterr().err
