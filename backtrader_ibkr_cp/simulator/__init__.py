@@ -15,7 +15,8 @@ Modules: :mod:`.calendar` (sessions, bar buckets), :mod:`.periods` (history peri
 :mod:`.market` (seeded one-minute bars), :mod:`.bars` (aggregation, ground truth),
 :mod:`.quotes` (intra-minute path), :mod:`.instruments`, :mod:`.session`, :mod:`.pacing`,
 :mod:`.faults`, :mod:`.stats`, :mod:`.handlers` / :mod:`.history` / :mod:`.snapshot`
-(endpoints), :mod:`.gateway` (request pipeline), :mod:`.server` (HTTP/TLS), :mod:`.tls`.
+(endpoints), :mod:`.orders` (IBKR's order engine, one account, the order and portfolio
+endpoints), :mod:`.gateway` (request pipeline), :mod:`.server` (HTTP/TLS), :mod:`.tls`.
 Run it standalone with ``python -m backtrader_ibkr_cp.simulator --port 5000``.
 """
 
@@ -25,7 +26,18 @@ from .bars import SimBar
 from .facade import GatewaySimulator
 from .faults import FAULT_KINDS
 from .instruments import SimInstrument
+from .orders.state import SimAccount, SimExecution, SimOrder
 from .pacing import SimLimits
 from .stats import SimStats
 
-__all__ = ["FAULT_KINDS", "GatewaySimulator", "SimBar", "SimInstrument", "SimLimits", "SimStats"]
+__all__ = [
+    "FAULT_KINDS",
+    "GatewaySimulator",
+    "SimAccount",
+    "SimBar",
+    "SimExecution",
+    "SimInstrument",
+    "SimLimits",
+    "SimOrder",
+    "SimStats",
+]

@@ -9,6 +9,7 @@ from .bars import BarSource
 from .clock import SimClock
 from .instruments import InstrumentBook
 from .market import MarketModel
+from .orders.desk import TradingDesk
 from .session import SessionState
 from .stats import SimStats
 
@@ -18,9 +19,11 @@ __all__ = ["Identity", "SimContext"]
 @dataclass(frozen=True)
 class Identity:
     """The fake user and server the simulator claims to be. ``session_token`` plays the
-    ``/tickle`` session value (a secret at IBKR; random per simulator here)."""
+    ``/tickle`` session value (a secret at IBKR; random per simulator here); ``paper`` is
+    ``isPaper`` of ``/iserver/accounts``."""
 
     account: str = "DU0000000"
+    paper: bool = True
     user_id: int = 123456789
     user_name: str = "simuser1"
     server_name: str = "JifSim0001"
@@ -39,6 +42,7 @@ class SimContext:
     bars: BarSource
     session: SessionState
     stats: SimStats
+    trading: TradingDesk
     outside_rth_default: bool = False
     secure: bool = True
     identity: Identity = field(default_factory=Identity)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
+import re
 import tempfile
 import threading
 from collections.abc import Mapping
@@ -13,11 +15,14 @@ from types import TracebackType
 from .bars import BarSource, SimBar, truth
 from .calendar import BarSize
 from .clock import SimClock
-from .context import SimContext
+from .context import Identity, SimContext
 from .faults import FaultQueue
 from .gateway import API_PREFIX, Gateway
 from .instruments import US_EXCHANGES, InstrumentBook, SimInstrument, default_instruments
 from .market import MarketModel
+from .orders.desk import OrderListener, TradingDesk
+from .orders.state import SimAccount
+from .orders.ticker import EngineTicker
 from .pacing import Pacer, SimLimits
 from .server import SimHTTPServer
 from .session import SessionState
@@ -27,6 +32,10 @@ from .tls import process_certificate, server_context
 __all__ = ["GatewaySimulator"]
 
 _LOOPBACK_NAMES = {"localhost": "127.0.0.1"}
+#: IBKR account ids: U/F/I (live) or DU/DF/DI (paper), an optional letter, then digits.
+_ACCOUNT_ID = re.compile(r"D?[UFI][A-Z]?[0-9]+")
+#: Real seconds between the order engine's ticks when no request arrives.
+TICK_SECONDS = 0.1
 
 
 def _loopback(host: str) -> str:
@@ -57,8 +66,19 @@ class GatewaySimulator:
         authenticated: start with a brokerage session (False: logged in, session not open).
         outside_rth_default: ``outsideRth`` of history requests that do not send it.
         limits: pacing limits (:class:`SimLimits`).
+        account: the one account id served (``DU...`` for paper, ``U...`` for live).
+        paper: ``isPaper`` of ``/iserver/accounts``.
+        cash: starting cash in USD (>= 0).
 
-    Threading: the HTTP server runs its own threads; every public method is thread-safe.
+    Orders: the simulator plays IBKR's order engine for ``account`` (:mod:`.orders`); its
+    ground truth is :attr:`account`, and :meth:`add_order_listener` reports every order change
+    and execution as IBKR's ``sor``/``str`` WebSocket messages. The engine follows the
+    simulated clock: every request, :meth:`advance`, :meth:`set_time`, :attr:`account` and a
+    ticker thread (every 0.1 real seconds) bring it up to :meth:`now`.
+
+    Threading: the HTTP server runs its own threads and the order ticker one more; every
+    public method is thread-safe. Order listeners run on those threads (see
+    :meth:`add_order_listener`).
     """
 
     def __init__(
@@ -76,9 +96,19 @@ class GatewaySimulator:
         authenticated: bool = True,
         outside_rth_default: bool = False,
         limits: SimLimits | None = None,
+        account: str = "DU0000000",
+        paper: bool = True,
+        cash: float = 1_000_000.0,
     ) -> None:
         if latency < 0:
             raise ValueError(f"latency must be >= 0 seconds, got {latency!r}")
+        if not isinstance(account, str) or not _ACCOUNT_ID.fullmatch(account):
+            raise ValueError(
+                f"account {account!r} is not an IBKR account id; use e.g. DU1234567 (paper) "
+                "or U1234567 (live)"
+            )
+        if not math.isfinite(cash) or cash < 0:
+            raise ValueError(f"cash must be a finite amount >= 0 USD, got {cash!r}")
         if not 0 <= port <= 65535:
             raise ValueError(f"port must be 0-65535 (0 = any free port), got {port!r}")
         self._host = _loopback(host)
@@ -89,16 +119,24 @@ class GatewaySimulator:
         self._market = MarketModel(seed)
         self._stats = SimStats()
         self._faults = FaultQueue()
+        session = SessionState(session_timeout, authenticated)
+        identity = Identity(account=account, paper=paper)
+        self._desk = TradingDesk(
+            self._clock, self._market, self._book, session, account, cash, identity.user_name
+        )
         self._ctx = SimContext(
             clock=self._clock,
             instruments=self._book,
             market=self._market,
             bars=BarSource(self._market),
-            session=SessionState(session_timeout, authenticated),
+            session=session,
             stats=self._stats,
+            trading=self._desk,
             outside_rth_default=outside_rth_default,
             secure=tls,
+            identity=identity,
         )
+        self._ticker = EngineTicker(self._desk.advance, TICK_SECONDS, "ibkr-sim-orders")
         pacer = Pacer(
             limits or SimLimits(), penalty_seconds, on_history_peak=self._stats.record_history_peak
         )
@@ -124,6 +162,7 @@ class GatewaySimulator:
                 self._cert_path = path
             self._port = server.server_address[1]
             server.start()
+            self._ticker.start()
             self._server = server
             return self
 
@@ -132,6 +171,7 @@ class GatewaySimulator:
         with self._lock:
             server, self._server = self._server, None
             path, self._cert_path = self._cert_path, None
+        self._ticker.stop()
         if server is not None:
             server.stop()
         if path is not None:
@@ -200,12 +240,22 @@ class GatewaySimulator:
         return self._clock.now()
 
     def set_time(self, value: datetime) -> None:
-        """Jump the market clock to ``value`` (naive = UTC); it keeps running at ``speed``."""
+        """Jump the market clock to ``value`` (naive = UTC); it keeps running at ``speed``.
+
+        The order engine walks the market up to ``value`` before this returns. Going back in
+        time pauses order matching until the clock passes the last second it evaluated.
+        """
         self._clock.set_time(value)
+        self._desk.advance()
 
     def advance(self, seconds: float) -> datetime:
-        """Move the market clock forward ``seconds`` simulated seconds; returns the new time."""
-        return self._clock.advance(seconds)
+        """Move the market clock forward ``seconds`` simulated seconds; returns the new time.
+
+        Every fill, expiry and auction due by then has happened when this returns.
+        """
+        moved = self._clock.advance(seconds)
+        self._desk.advance()
+        return moved
 
     @property
     def speed(self) -> float:
@@ -285,6 +335,30 @@ class GatewaySimulator:
         instrument = self._book.resolve(symbol_or_conid)
         size = BarSize.parse(bar)
         return truth(self._ctx.bars, instrument, size, start, end, self._clock.now(), outside_rth)
+
+    # -- the account -------------------------------------------------------------------------
+
+    @property
+    def account(self) -> SimAccount:
+        """Ground truth of the account at :meth:`now`: ``cash``, ``positions`` ``{conid:
+        signed shares}``, ``orders``, ``executions`` (a consistent, frozen copy)."""
+        return self._desk.snapshot()
+
+    def add_order_listener(self, listener: OrderListener) -> None:
+        """Call ``listener(message)`` for every order change and execution from now on.
+
+        ``message`` is a fresh dict shaped like IBKR's WebSocket messages:
+        ``{"topic": "sor", "args": [order]}`` (the full live-orders object the first time an
+        order is reported, later only the changed fields plus ``acct`` and ``orderId``) or
+        ``{"topic": "str", "args": [execution]}`` (a ``/iserver/account/trades`` element).
+        Messages arrive in order, one at a time, on a simulator thread (a request handler or
+        the ticker); the listener must return quickly, and its exceptions are logged.
+        """
+        self._desk.add_listener(listener)
+
+    def remove_order_listener(self, listener: OrderListener) -> None:
+        """Stop calling ``listener`` (ValueError when it was never added)."""
+        self._desk.remove_listener(listener)
 
     # -- session -----------------------------------------------------------------------------
 

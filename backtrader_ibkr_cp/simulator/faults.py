@@ -22,6 +22,8 @@ Kinds:
 - ``competing``: another login takes the brokerage session as the request arrives (it and every
   ``/iserver`` call answer 401 until ``ssodh/init`` with ``compete: true``).
 - ``daily_reset``: the brokerage session drops as at IBKR's nightly reset (401 until reopened).
+- ``answer_lost``: the request is carried out (a POST to the orders endpoint places its order,
+  a DELETE cancels), then the connection is reset without an answer. Works on every path.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ FAULT_KINDS = frozenset(
         "out_of_order",
         "competing",
         "daily_reset",
+        "answer_lost",
     }
 )
 HISTORY_ONLY = frozenset({"no_data", "invalid_bar", "duplicate_bars", "out_of_order"})

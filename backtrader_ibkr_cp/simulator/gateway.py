@@ -1,9 +1,12 @@
 """The gateway's request pipeline, independent of HTTP plumbing.
 
-For each request: count it, apply the session idle timeout, enforce pacing (429 and penalty
-box), route it, take an injected fault, gate ``/iserver/*`` on the brokerage session (401
-text/plain), run the endpoint, then let data faults spoil the answer. The result is an
-:class:`Outcome` the server carries out (respond, reset the connection, or hold it).
+For each request: count it, apply the session idle timeout, advance the order engine to the
+simulated now, enforce pacing (429 and penalty box), route it (exact paths in :data:`ROUTES`,
+templated order and portfolio paths in :mod:`.orders.routes`; a trailing ``/`` is ignored), take
+an injected fault, gate ``/iserver/*`` on the brokerage session (401 text/plain), run the
+endpoint, then let data faults spoil the answer. The result is an :class:`Outcome` the server
+carries out (respond, reset the connection, or hold it). An ``answer_lost`` fault runs the
+endpoint (an order POST places its order) and then resets the connection without an answer.
 """
 
 from __future__ import annotations
@@ -13,13 +16,14 @@ import json
 import logging
 import random
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from . import handlers
 from .context import SimContext
 from .faults import Fault, FaultQueue
 from .history import serve_history
+from .orders.routes import match
 from .pacing import HISTORY_PATH, SNAPSHOT_PATH, Pacer
 from .snapshot import parse_ids, serve_snapshot
 from .wire import Request, Response
@@ -94,7 +98,7 @@ class Gateway:
         if path != API_PREFIX and not path.startswith(API_PREFIX + "/"):
             stats.record_request(path)
             return Outcome(Action.RESPOND, _outside_api(path))
-        api_path = path[len(API_PREFIX) :] or "/"
+        api_path = path[len(API_PREFIX) :].rstrip("/") or "/"
         stats.record_request(api_path)
         if api_path == HISTORY_PATH:
             stats.record_history(query)
@@ -102,6 +106,10 @@ class Gateway:
             ids = parse_ids(query.get("conids"))
             stats.record_snapshot([int(text) for text in ids if text.isdigit()])
         self.ctx.session.touch()
+        try:
+            self.ctx.trading.advance()
+        except Exception:  # the engine must never cost a request its answer
+            _LOG.exception("simulator order engine failed to advance")
 
         admission = self.pacer.admit(api_path)
         if not admission.allowed:
@@ -123,10 +131,15 @@ class Gateway:
 
     def _route(self, request: Request) -> Outcome:
         route = ROUTES.get(request.path)
-        if route is None:
-            return Outcome(Action.RESPOND, Response.error(404, f"{request.path} not found"))
-        methods, handler = route
-        if request.method not in methods:
+        if route is not None:
+            methods, found = route
+            handler: Handler | None = found if request.method in methods else None
+        else:
+            handler, params, methods = match(request.method, request.path)
+            if not methods:
+                return Outcome(Action.RESPOND, Response.error(404, f"{request.path} not found"))
+            request = replace(request, params=params)
+        if handler is None:
             allowed = ", ".join(sorted(methods))
             response = Response.error(405, f"{request.method} not allowed; use {allowed}")
             return Outcome(Action.RESPOND, response.with_headers(("Allow", allowed)))
@@ -141,15 +154,18 @@ class Gateway:
             if fault.kind == "latency":
                 delay = fault.seconds
 
+        lost = fault is not None and fault.kind == "answer_lost"
         denied = self._gate(request.path)
         if denied is not None:
-            return Outcome(Action.RESPOND, denied, delay)
+            return Outcome(Action.RESET if lost else Action.RESPOND, denied, delay)
         if fault is not None and fault.kind == "no_data":
             return Outcome(Action.RESPOND, Response.json({"error": "No data."}), delay)
         if request.path == HISTORY_PATH:
             response = serve_history(request, self.ctx, self.pacer.limits.history_max_points)
         else:
             response = handler(request, self.ctx)
+        if lost:
+            return Outcome(Action.RESET, delay=delay)
         if fault is not None:
             response = _spoil(fault, response, self.ctx.market.seed)
         return Outcome(Action.RESPOND, response, delay)

@@ -134,10 +134,11 @@ def sso_validate(request: Request, ctx: SimContext) -> Response:
 
 
 def accounts(request: Request, ctx: SimContext) -> Response:
-    """``GET /iserver/accounts``: one fake paper account; satisfies the accounts-first rule."""
+    """``GET /iserver/accounts``: the simulator's one account (``isPaper`` as configured);
+    satisfies the accounts-first rule of snapshots and order endpoints."""
     ctx.session.mark_accounts_queried()
     account = ctx.identity.account
-    props = {"hasChildAccounts": False, "supportsCashQty": True, "supportsFractions": True}
+    props = {"hasChildAccounts": False, "supportsCashQty": True, "supportsFractions": False}
     return Response.json(
         {
             "accounts": [account],
@@ -154,7 +155,7 @@ def accounts(request: Request, ctx: SimContext) -> Response:
             },
             "sessionId": "00000000.00000001",
             "isFT": False,
-            "isPaper": True,
+            "isPaper": ctx.identity.paper,
         }
     )
 

@@ -1,7 +1,9 @@
 """IBKR's pacing limits as the simulator enforces them, and the penalty box.
 
-Limits (reference/ibkr-cp-api.md, section 3): 10 requests/s in total, 10/s for snapshots, at most
-5 history requests in flight, ``/tickle`` 1/s, ``/sso/validate`` 1/min. Rates are counted over
+Limits (reference/ibkr-cp-api.md, section 3; reference/orders/ibkr-cp-orders.md §1): 10
+requests/s in total, 10/s for snapshots, at most 5 history requests in flight, ``/tickle`` 1/s,
+``/sso/validate`` 1/min, and 1 request per 5 s for each of ``/iserver/account/orders``,
+``/iserver/account/trades`` and ``/portfolio/accounts``. Rates are counted over
 a sliding window of request *arrival* times on a real (monotonic) clock. A violation answers
 429 and puts the caller in the penalty box: every request answers 429 until it ends (IBKR:
 10-15 minutes; the simulator's ``penalty_seconds``). Requests answered 429 are not counted.
@@ -22,6 +24,15 @@ HISTORY_PATH = "/iserver/marketdata/history"
 SNAPSHOT_PATH = "/iserver/marketdata/snapshot"
 TICKLE_PATH = "/tickle"
 SSO_VALIDATE_PATH = "/sso/validate"
+LIVE_ORDERS_PATH = "/iserver/account/orders"
+TRADES_PATH = "/iserver/account/trades"
+PORTFOLIO_ACCOUNTS_PATH = "/portfolio/accounts"
+#: Paths limited to N requests per 5 seconds: path -> the SimLimits field holding N.
+_FIVE_SECOND_LIMITS = {
+    LIVE_ORDERS_PATH: "live_orders_per_5s",
+    TRADES_PATH: "trades_per_5s",
+    PORTFOLIO_ACCOUNTS_PATH: "portfolio_accounts_per_5s",
+}
 
 
 @dataclass(frozen=True)
@@ -38,6 +49,11 @@ class SimLimits:
     sso_validate_per_minute: int = 1
     #: Most bars in one history response (IBKR: 1000); the most recent are kept.
     history_max_points: int = 1000
+    #: ``GET /iserver/account/orders``, ``/iserver/account/trades``, ``/portfolio/accounts``
+    #: requests per 5 seconds (IBKR: 1 each).
+    live_orders_per_5s: int = 1
+    trades_per_5s: int = 1
+    portfolio_accounts_per_5s: int = 1
 
     def __post_init__(self) -> None:
         for name in (
@@ -47,6 +63,9 @@ class SimLimits:
             "tickle_per_second",
             "sso_validate_per_minute",
             "history_max_points",
+            "live_orders_per_5s",
+            "trades_per_5s",
+            "portfolio_accounts_per_5s",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"SimLimits.{name} must be >= 1, got {getattr(self, name)}")
@@ -102,6 +121,7 @@ class Pacer:
         self._snapshot = _Window(1.0)
         self._tickle = _Window(1.0)
         self._sso = _Window(60.0)
+        self._five_seconds = {path: _Window(5.0) for path in _FIVE_SECOND_LIMITS}
         self._history_in_flight = 0
         self._penalty_until = 0.0
 
@@ -133,6 +153,10 @@ class Pacer:
             return f"more than {limits.sso_validate_per_minute} sso/validate requests per minute"
         if path == HISTORY_PATH and self._history_in_flight >= limits.history_concurrency:
             return f"more than {limits.history_concurrency} history requests in flight"
+        if path in _FIVE_SECOND_LIMITS:
+            allowed = getattr(limits, _FIVE_SECOND_LIMITS[path])
+            if self._five_seconds[path].count(now) >= allowed:
+                return f"more than {allowed} {path} requests per 5 seconds"
         return ""
 
     def admit(self, path: str) -> Admission:
@@ -148,6 +172,7 @@ class Pacer:
             self._total.times.append(now)
             windows = {SNAPSHOT_PATH: self._snapshot, TICKLE_PATH: self._tickle}
             windows[SSO_VALIDATE_PATH] = self._sso
+            windows.update(self._five_seconds)
             if path in windows:
                 windows[path].times.append(now)
             if path != HISTORY_PATH:

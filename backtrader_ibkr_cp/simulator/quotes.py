@@ -9,11 +9,16 @@ rounded down), so at a minute's end the cumulative volume is exactly the complet
 :func:`market_state` gives what a snapshot shows at an instant: before 04:00 New York (and on
 weekends) no trade yet today, so ``last`` is the prior close; from 04:00 to 20:00 the path
 price; after 20:00 the day's last close.
+
+:func:`top_of_book` gives the displayed sizes at a whole second and :func:`quote_at` the full
+quote (bid one cent below the ask, the ask equal to the last price), both shared by the snapshot
+endpoint and the order engine so an order fills at exactly what a snapshot shows.
 """
 
 from __future__ import annotations
 
 import itertools
+import random
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -21,7 +26,17 @@ from .calendar import DAY_MINUTES, locate
 from .instruments import SimInstrument
 from .market import DayBars, MarketModel
 
-__all__ = ["MarketState", "Minute", "market_state", "partial_minute", "path_price"]
+__all__ = [
+    "MarketState",
+    "Minute",
+    "Quote",
+    "TopOfBook",
+    "market_state",
+    "partial_minute",
+    "path_price",
+    "quote_at",
+    "top_of_book",
+]
 
 #: (o, h, l, c, v): cents and shares.
 Minute = tuple[int, int, int, int, int]
@@ -29,6 +44,7 @@ Minute = tuple[int, int, int, int, int]
 _FIRST_EXTREME = 15.0
 _SECOND_EXTREME = 35.0
 _CLOSE = 55.0
+_LAST_SIZES = (1, 5, 10, 25, 50, 100, 100, 100, 100, 200, 200, 300, 500, 1000)
 
 
 def _points(o: int, h: int, l: int, c: int) -> tuple[tuple[float, int], ...]:  # noqa: E741
@@ -104,3 +120,40 @@ def market_state(market: MarketModel, instrument: SimInstrument, instant: dateti
         low = min(low, min(bars.low[:index]))
     volume = bars.cum_volume[index] + pv
     return MarketState(True, price, prior, bars.open[0], high, low, volume, index, moment.second)
+
+
+@dataclass(frozen=True)
+class TopOfBook:
+    """Displayed sizes (shares) at one whole second: ask, bid and last trade size."""
+
+    ask_size: int
+    bid_size: int
+    last_size: int
+
+
+def top_of_book(seed: int, conid: int, minute: int, second: int) -> TopOfBook:
+    """Seeded sizes of ``conid`` in second ``second`` of minute ``minute`` (100-3,000 shares)."""
+    rng = random.Random(f"{seed}:{conid}:{minute}:{second}")
+    ask = 100 * rng.randint(1, 30)
+    bid = 100 * rng.randint(1, 30)
+    return TopOfBook(ask, bid, rng.choice(_LAST_SIZES))
+
+
+@dataclass(frozen=True)
+class Quote:
+    """The quote at one instant (cents and shares); ``bid == ask - 1`` (at least 1 cent)."""
+
+    last: int
+    bid: int
+    ask: int
+    bid_size: int
+    ask_size: int
+
+
+def quote_at(bars: DayBars, seed: int, conid: int, minute: int, second: float) -> Quote:
+    """The quote ``second`` seconds (0 <= s < 60) into minute ``minute`` (0-959) of ``bars``."""
+    last = path_price(
+        bars.open[minute], bars.high[minute], bars.low[minute], bars.close[minute], second
+    )
+    book = top_of_book(seed, conid, minute, int(second))
+    return Quote(last, max(1, last - 1), last, book.bid_size, book.ask_size)

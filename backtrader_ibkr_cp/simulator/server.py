@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import email.utils
 import logging
+import os
 import socket
 import ssl
 import struct
@@ -181,7 +182,10 @@ class SimHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False  # daemon handler threads are tracked and joined by stop()
     request_queue_size = 128
-    allow_reuse_address = False
+    #: SO_REUSEADDR: a restart on the same port must not wait for the TIME_WAIT connections
+    #: that stop() leaves behind by closing client connections server-side (on Linux this
+    #: never lets two servers listen on one port; Windows' SO_REUSEADDR would, so not there).
+    allow_reuse_address = os.name != "nt"
 
     def __init__(
         self,

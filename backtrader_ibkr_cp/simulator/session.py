@@ -7,7 +7,8 @@
 - The brokerage session is lost after ``timeout_seconds`` *real* seconds without any request
   (checked when the next request arrives, and by :attr:`SessionState.authenticated`).
 - Opening a brokerage session resets the accounts-first requirement of snapshots and every
-  conid's pre-flight state.
+  conid's pre-flight state, and starts a new :attr:`SessionState.generation` (the trading desk
+  drops its per-session state then: suppressed questions, pending replies, primed caches).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class SessionState:
         self._accounts_queried = False
         self._subscriptions: dict[int, set[str]] = {}
         self._last_activity = monotonic()
+        self._generation = 0
 
     # -- observation -------------------------------------------------------------------------
 
@@ -65,6 +67,12 @@ class SessionState:
         with self._lock:
             return self._competing
 
+    @property
+    def generation(self) -> int:
+        """Counts brokerage sessions opened and logouts (per-session state is keyed by it)."""
+        with self._lock:
+            return self._generation
+
     def touch(self) -> None:
         """Record a request: first apply the idle timeout, then restart the idle timer."""
         with self._lock:
@@ -89,6 +97,7 @@ class SessionState:
         self._accounts_queried = False
         self._subscriptions.clear()
         self._last_activity = self._monotonic()
+        self._generation += 1
 
     def open_brokerage(self, compete: bool) -> None:
         """``/iserver/auth/ssodh/init``: (re)open the brokerage session (also after logout).
@@ -128,6 +137,7 @@ class SessionState:
             self._connected = False
             self._authenticated = False
             self._competing = False
+            self._generation += 1
 
     # -- per-session market-data state -------------------------------------------------------
 

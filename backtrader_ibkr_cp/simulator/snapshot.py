@@ -18,19 +18,17 @@ Sizes use thousands separators; the bid is one cent below the ask, the ask equal
 
 from __future__ import annotations
 
-import random
 from typing import Any
 
 from .context import SimContext
 from .instruments import SimInstrument
-from .quotes import MarketState, market_state
+from .quotes import MarketState, market_state, top_of_book
 from .wire import Request, Response
 
 __all__ = ["MAX_CONIDS", "MAX_FIELDS", "format_volume", "serve_snapshot"]
 
 MAX_CONIDS = 100
 MAX_FIELDS = 50
-_LAST_SIZES = (1, 5, 10, 25, 50, 100, 100, 100, 100, 200, 200, 300, 500, 1000)
 
 
 def price_text(cents: int) -> str:
@@ -55,7 +53,7 @@ def format_volume(shares: int) -> str:
 def _values(
     ctx: SimContext, inst: SimInstrument, state: MarketState, halted: bool
 ) -> dict[str, Any]:
-    rng = random.Random(f"{ctx.market.seed}:{inst.conid}:{state.minute}:{int(state.second)}")
+    book = top_of_book(ctx.market.seed, inst.conid, state.minute, int(state.second))
     last = state.last
     if state.traded:
         last_text = ("H" if halted else "") + price_text(last)
@@ -65,8 +63,8 @@ def _values(
         "31": last_text,
         "84": price_text(max(1, last - 1)),
         "86": price_text(last),
-        "85": f"{100 * rng.randint(1, 30):,}",
-        "88": f"{100 * rng.randint(1, 30):,}",
+        "85": f"{book.ask_size:,}",
+        "88": f"{book.bid_size:,}",
         "7741": price_text(state.prior_close),
         "7762": str(state.volume),
         "87": format_volume(state.volume),
@@ -79,7 +77,7 @@ def _values(
         values["70"] = price_text(state.day_high)
         values["71"] = price_text(state.day_low)
         values["7295"] = price_text(state.day_open)
-        values["7059"] = f"{rng.choice(_LAST_SIZES):,}"
+        values["7059"] = f"{book.last_size:,}"
     return values
 
 

@@ -20,13 +20,15 @@ class Request:
     """One HTTP request as the endpoints see it.
 
     ``path`` is the API path after ``/v1/api`` (``"/iserver/auth/status"``); ``query`` keeps the
-    first value of each query parameter; ``body`` is the raw (de-chunked) request body.
+    first value of each query parameter; ``body`` is the raw (de-chunked) request body;
+    ``params`` holds the named parts of a templated path (``{"order_id": "123"}``).
     """
 
     method: str
     path: str
     query: Mapping[str, str] = field(default_factory=dict)
     body: bytes = b""
+    params: Mapping[str, str] = field(default_factory=dict)
 
     def json_body(self) -> Any:
         """The body decoded as JSON (None when empty); ValueError when it is not JSON."""

@@ -175,7 +175,7 @@ def test_tickle_fault_when_its_path_is_named(client_for: Any) -> None:
 
 
 def test_fault_arguments_are_checked(sim: GatewaySimulator) -> None:
-    assert len(FAULT_KINDS) == 13
+    assert len(FAULT_KINDS) == 14
     with pytest.raises(ValueError, match="use one of"):
         sim.inject("gremlins")
     with pytest.raises(ValueError, match="count"):

@@ -1,0 +1,1 @@
+"""IBKR's order engine and one trading account, played by the simulator."""
