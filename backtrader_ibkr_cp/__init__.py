@@ -47,7 +47,7 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from .barstore import BarStore
 
-_LAZY = {"IBKRCPStore": ".store", "IBKRCPData": ".feed", "BarStore": ".barstore"}
+_LAZY = {"IBKRCPStore": ".bt", "IBKRCPData": ".bt", "BarStore": ".barstore"}
 
 __all__ = [
     "ApiError",

@@ -152,6 +152,11 @@ class DataIntegrityError(MarketError):
     """Data from the gateway is malformed, truncated or fails validation."""
 
 
+class InvalidBarStop(DataIntegrityError):
+    """``strict=True`` and the gateway sent an invalid bar for the requested span: the fetch
+    (or the feed) stops instead of dropping the bar."""
+
+
 # -- bar store (backtrader_ibkr_cp.barstore) ------------------------------------------------
 
 

@@ -34,7 +34,9 @@ from .client.transport import ClientEvent, Transport
 from .contracts.resolver import ContractResolver
 from .errors import ConfigError, DataUnavailable, MarketError
 from .history.fetch import HistoryFetcher
-from .models import Bar, BarValidator, Contract, InvalidBar, Quote, Snapshot, Tick, Timeframe
+from .history.service import BarService
+from .models import Bar, Contract, InvalidBar, Quote, Snapshot, Tick, Timeframe
+from .models.calendar import expects_bars
 from .models.timeframe import BT_DAYS, BT_MONTHS, BT_WEEKS
 from .plugins.bridges import (
     plugin_choose_contract,
@@ -51,6 +53,14 @@ log = logging.getLogger(__name__)
 SymbolLike = str | int | Contract
 
 T = TypeVar("T")
+
+#: Answers without bars, for a span that has sessions, before fetch_bars raises.
+_EMPTY_ATTEMPTS = 2
+
+
+def _plugin_transform(symbol: str, timeframe: Timeframe, bars: list[Bar]) -> list[Bar]:
+    return plugin_transform_bars(symbol, timeframe, bars)
+
 
 #: How far back ``fetch_latest_bar`` looks, by backtrader timeframe (0 = intraday): far enough
 #: to cross a long weekend.
@@ -83,6 +93,11 @@ class GatewayClient:
             cookie in clear; off by default).
         plugins: route contract choice, bar transforms and request events through the
             installed pluggy plugins (``backtrader_ibkr_cp.plugins``); False ignores them.
+        shared_pacing: True: draw on the pacing budget every client and process of this
+            gateway shares (one pacer per gateway per process, the stricter of each limit,
+            see :meth:`Pacer.shared`); False: a private pacer (nothing else's requests
+            counted). None (default): shared, unless ``pacing`` paces nothing (a cassette
+            replay's limits, which reach no gateway).
     """
 
     def __init__(
@@ -101,10 +116,11 @@ class GatewayClient:
         on_invalid_bar: Callable[[InvalidBar], None] | None = None,
         allow_insecure_http: bool = False,
         plugins: bool = True,
+        shared_pacing: bool | None = None,
     ) -> None:
         limits = pacing or PacingLimits()
         root = normalize_base_url(base_url, allow_insecure_http=allow_insecure_http)
-        self.pacer = Pacer.shared(root, limits)
+        self.pacer = Pacer.for_gateway(root, limits, shared=shared_pacing)
         self.transport = Transport(
             base_url,
             session=session,
@@ -128,6 +144,13 @@ class GatewayClient:
         self.history = HistoryFetcher(self.api, concurrency=limits.history_concurrency)
         self.strict = strict
         self.on_invalid_bar = on_invalid_bar
+        #: Every bar this client delivers goes through here (validation, plugin transforms).
+        self.bars = BarService(
+            self.history,
+            strict=strict,
+            on_invalid=on_invalid_bar,
+            transform=_plugin_transform if plugins else None,
+        )
         self._started = False
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -240,23 +263,41 @@ class GatewayClient:
 
         ``start``/``end`` must be tz-aware. Long spans are split into the minimum number of
         history requests, run concurrently up to the pacing limit. ``Bar.volume`` is in
-        shares (IBKR's lots of 100 multiplied out).
+        shares (IBKR's lots of 100 multiplied out). A span with no session returns ``[]``
+        without a request; a span with sessions for which the gateway keeps answering
+        "No data." raises :class:`DataUnavailable` saying what to check.
         """
         tf = Timeframe.parse(timeframe)
+        for name, value in (("start", start), ("end", end)):
+            if not isinstance(value, datetime) or value.tzinfo is None:
+                raise ConfigError(
+                    f"fetch_bars: {name}={value!r} must be a timezone-aware datetime, e.g. "
+                    f"datetime(2024, 3, 1, tzinfo=timezone.utc)"
+                )
+        if start >= end:
+            raise ConfigError(
+                f"fetch_bars: start {start.isoformat()} is not before end {end.isoformat()}"
+            )
         contract = self.resolve(symbol)
-        validator = BarValidator(strict=self.strict, on_invalid=self.on_invalid_bar)
-        bars = self.history.fetch(
-            contract.contract_id,
-            tf,
-            start,
-            end,
-            outside_rth=outside_rth,
-            validator=validator,
-            now=self.server_time(),
+        now = self.server_time()
+        if not expects_bars(start, min(end, now), now, tf, outside_rth=outside_rth):
+            return []  # nights, weekends, the future: nothing to ask
+        for attempt in range(1, _EMPTY_ATTEMPTS + 1):
+            bars = self.bars.fetch(contract, tf, start, end, now=now, outside_rth=outside_rth)
+            if bars:
+                return bars
+            log.info("no bars for %s %s; asked %d time(s)", contract.conid, tf.bar, attempt)
+        raise DataUnavailable(
+            f'the gateway answered "No data." for {contract.spec() or contract.conid} '
+            f"{tf.bar} bars from {start.isoformat()} to {min(end, now).isoformat()} "
+            f"({_EMPTY_ATTEMPTS} times), although the exchange had sessions then; check the "
+            "market-data and history permissions of this contract (Client Portal > Settings > "
+            "Market Data Subscriptions), the contract (conid "
+            f"{contract.conid}: see 'ibkr-cp search'), and that the span is within IBKR's "
+            "history for it",
+            endpoint="/iserver/marketdata/history",
+            conid=contract.conid,
         )
-        if self.plugins:
-            bars = plugin_transform_bars(contract.symbol or str(contract.contract_id), tf, bars)
-        return bars
 
     def fetch_latest_bar(
         self, symbol: SymbolLike, timeframe: Timeframe | str = Timeframe.MINUTE_1
@@ -265,15 +306,8 @@ class GatewayClient:
         tf = Timeframe.parse(timeframe)
         contract = self.resolve(symbol)
         now = self.server_time()
-        validator = BarValidator(strict=self.strict, on_invalid=self.on_invalid_bar)
-        bars = self.history.fetch(
-            contract.contract_id,
-            tf,
-            now - _LATEST_LOOKBACK[tf.bt_timeframe if not tf.is_intraday else 0],
-            now,
-            validator=validator,
-            now=now,
-        )
+        lookback = _LATEST_LOOKBACK[tf.bt_timeframe if not tf.is_intraday else 0]
+        bars = self.bars.fetch(contract, tf, now - lookback, now, now=now)
         if not bars:
             raise DataUnavailable(
                 f"no completed {tf.bar} bar for {contract.spec() or contract.contract_id}; "

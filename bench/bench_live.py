@@ -39,8 +39,8 @@ if __package__ in (None, ""):
 import backtrader as bt
 from benchlib import Row, markdown_table, quiet, rss_mb, verdict
 
+from backtrader_ibkr_cp import IBKRCPStore
 from backtrader_ibkr_cp.simulator import GatewaySimulator
-from backtrader_ibkr_cp.store import IBKRCPStore
 
 __all__ = ["LiveConfig", "main", "run"]
 

@@ -36,7 +36,7 @@ import backtrader as bt
 import pandas as pd  # type: ignore[import-untyped, import-not-found, unused-ignore]
 from benchlib import Row, markdown_table, quiet, verdict
 
-from backtrader_ibkr_cp.store import IBKRCPStore
+from backtrader_ibkr_cp import IBKRCPStore
 
 __all__ = ["ReplayConfig", "SmaCross", "main", "run"]
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import backtrader as bt
 
-from backtrader_ibkr_cp.feed import IBKRCPData
+from backtrader_ibkr_cp import IBKRCPData
 from backtrader_ibkr_cp.simulator import GatewaySimulator
 
 

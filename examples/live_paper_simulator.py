@@ -20,8 +20,8 @@ from typing import Any
 
 import backtrader as bt
 
+from backtrader_ibkr_cp import IBKRCPStore
 from backtrader_ibkr_cp.simulator import GatewaySimulator
-from backtrader_ibkr_cp.store import IBKRCPStore
 
 
 class PaperTrader(bt.Strategy):  # type: ignore[misc]

@@ -155,7 +155,7 @@ def run_backtest(
     """
     import backtrader as bt
 
-    from ..store import IBKRCPStore
+    from ..bt import IBKRCPStore
 
     tf = Timeframe.parse(timeframe)
     result = BacktestResult()

@@ -1,30 +1,29 @@
-"""Live market data: the shared snapshot poller, bar/tick builders and the per-feed stream.
+"""Live market data: the per-feed engine (pure) and its runner thread, the shared snapshot
+poller, and the bar/tick builders.
 
-Nothing here imports backtrader; the store and feed (``store.py``, ``feed.py``) adapt it.
+Nothing here imports backtrader; the ``bt`` package adapts it.
 """
 
 from __future__ import annotations
 
-from ..models.calendar import Bucket, bucket_at, next_bucket, session_bounds
 from .builder import BarBuilder, TickBuilder
+from .engine import LiveEngine, Phase
 from .events import BarEvent, EndEvent, FeedStatus, StatusEvent, StreamConfig, StreamEvent
 from .poller import SnapshotListener, SnapshotPoller
-from .stream import LiveStream
+from .runner import StreamRunner
 
 __all__ = [
     "BarBuilder",
     "BarEvent",
-    "Bucket",
     "EndEvent",
     "FeedStatus",
-    "LiveStream",
+    "LiveEngine",
+    "Phase",
     "SnapshotListener",
     "SnapshotPoller",
     "StatusEvent",
     "StreamConfig",
     "StreamEvent",
+    "StreamRunner",
     "TickBuilder",
-    "bucket_at",
-    "next_bucket",
-    "session_bounds",
 ]

@@ -109,7 +109,7 @@ class StreamConfig:
     backfill_start: bool = True
     backfill: bool = True
     confirm: bool = True
-    reconnect: int = 3
+    reconnect: int = -1
     reconnect_timeout: float = 5.0
     stall_timeout: float = 30.0
     confirm_attempts: int = 5

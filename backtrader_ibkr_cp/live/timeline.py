@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from ..models import Bar, Timeframe
-from ..models.calendar import Bucket, bucket_at, next_session_start
+from ..models.calendar import Bucket, bucket_at, expects_bars, next_session_start
 from .events import BarEvent
 
 __all__ = ["Timeline"]
@@ -76,6 +76,10 @@ class Timeline:
             return False
         moment = gateway_now if self.ticks else self.cursor
         return moment is not None and moment >= self.end
+
+    def expects_bars(self, start: datetime, end: datetime, now: datetime) -> bool:
+        """See :func:`~backtrader_ibkr_cp.models.calendar.expects_bars`."""
+        return expects_bars(start, end, now, self.timeframe, outside_rth=self.outside_rth)
 
     def fresh(self, bar: Bar) -> bool:
         return self.last is None or bar.timestamp > self.last

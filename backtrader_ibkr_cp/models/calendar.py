@@ -29,12 +29,15 @@ from .timeframe import BT_DAYS, BT_MONTHS, BT_WEEKS, Timeframe
 __all__ = [
     "EXCHANGE_TZ",
     "Bucket",
+    "bar_end",
     "bars_per_session",
     "bucket_at",
     "default_start",
+    "expects_bars",
     "is_trading_day",
     "max_trading_days",
     "next_bucket",
+    "next_session_end",
     "next_session_start",
     "period_last_date",
     "previous_trading_day",
@@ -207,6 +210,14 @@ def bucket_at(
     return Bucket(first_bounds[0], last_bounds[1])
 
 
+def bar_end(stamp: datetime, timeframe: Timeframe, *, outside_rth: bool = False) -> datetime:
+    """When the bar stamped ``stamp`` (its start) is complete: the end of its bucket on the
+    exchange calendar (a daily bar at the session close, a weekly one at Friday's); a stamp
+    outside every session falls back to the bar's nominal length."""
+    bucket = bucket_at(stamp, timeframe, outside_rth=outside_rth)
+    return bucket.end if bucket is not None else stamp + timeframe.duration
+
+
 def next_session_start(moment: datetime, *, outside_rth: bool = False) -> datetime:
     """The first session start at or after ``moment`` (tz-aware)."""
     _require_aware(moment)
@@ -216,6 +227,35 @@ def next_session_start(moment: datetime, *, outside_rth: bool = False) -> dateti
         if bounds is not None and bounds[0] >= moment:
             return bounds[0]
     raise AssertionError("unreachable: a weekday session starts within 8 days")
+
+
+def next_session_end(moment: datetime, *, outside_rth: bool = False) -> datetime:
+    """The end of the first session ending at or after ``moment`` (tz-aware): the close of
+    today's session until it is over, then the next trading day's."""
+    _require_aware(moment)
+    day = trading_date(moment)
+    for offset in range(-1, 8):
+        bounds = session_bounds(day + timedelta(days=offset), outside_rth=outside_rth)
+        if bounds is not None and bounds[1] >= moment:
+            return bounds[1]
+    raise AssertionError("unreachable: a weekday session ends within 8 days")
+
+
+def expects_bars(
+    start: datetime, end: datetime, now: datetime, timeframe: Timeframe, *, outside_rth: bool
+) -> bool:
+    """True when ``[start, end)`` holds a whole bar interval of the exchange calendar that is
+    complete at ``now``: a history answer without bars for it is suspicious (a span of nights,
+    weekends or the future legitimately has none)."""
+    first = bucket_at(start, timeframe, outside_rth=outside_rth)
+    if first is None:
+        first = bucket_at(
+            next_session_start(start, outside_rth=outside_rth), timeframe, outside_rth=outside_rth
+        )
+        assert first is not None
+    elif first.start < start:
+        first = next_bucket(first, timeframe, outside_rth=outside_rth)
+    return first.start < end and first.end <= now
 
 
 def next_bucket(
@@ -240,23 +280,39 @@ def next_bucket(
     return found
 
 
-#: Regular-hours minutes per session.
-_RTH_MINUTES = 390
 #: The longest span IBKR's history serves (15 years), in days.
 _MAX_LOOKBACK_DAYS = 15 * 365
 
 
-def default_start(timeframe: Timeframe, now: datetime, bars: int) -> datetime:
-    """A start far enough before ``now`` to hold about ``bars`` regular-hours bars of
-    ``timeframe`` (weekends included), never more than 15 years back."""
+def default_start(
+    timeframe: Timeframe, now: datetime, bars: int, *, outside_rth: bool = False
+) -> datetime:
+    """The start of the ``bars``-th complete bar of ``timeframe`` before ``now``, walking
+    the exchange calendar back (nights and weekends skipped), so a default backfill holds
+    about ``bars`` bars; never more than 15 years back."""
     _require_aware(now)
-    if timeframe.is_intraday:
-        per_session = math.ceil(_RTH_MINUTES / timeframe.minutes)
-        days = (math.ceil(bars / per_session) + 1) * 7 // 5 + 3
-    elif timeframe.bt_timeframe == BT_DAYS:
-        days = bars * 7 // 5 + 3
-    elif timeframe.bt_timeframe == BT_WEEKS:
-        days = (bars + 1) * 7
-    else:
-        days = (bars + 1) * 31
-    return now - timedelta(days=min(days, _MAX_LOOKBACK_DAYS))
+    floor = now - timedelta(days=_MAX_LOOKBACK_DAYS)
+    bucket = bucket_at(now, timeframe, outside_rth=outside_rth)
+    if bucket is None:  # between sessions: the last bar is the one before the next session
+        opens = next_session_start(now, outside_rth=outside_rth)
+        bucket = bucket_at(opens, timeframe, outside_rth=outside_rth)
+        assert bucket is not None
+    start = bucket.start
+    for _ in range(bars):
+        start = _previous_bucket_start(start, timeframe, outside_rth)
+        if start <= floor:
+            return floor
+    return start
+
+
+def _previous_bucket_start(stamp: datetime, timeframe: Timeframe, outside_rth: bool) -> datetime:
+    """The start of the bucket before the one starting at ``stamp``."""
+    moment = stamp - timedelta(microseconds=1)
+    found = bucket_at(moment, timeframe, outside_rth=outside_rth)
+    day = trading_date(moment)
+    while found is None:  # a night or a weekend: the last bucket of the previous session
+        day = previous_trading_day(day)
+        bounds = session_bounds(day, outside_rth=outside_rth)
+        assert bounds is not None
+        found = bucket_at(bounds[1] - timedelta(microseconds=1), timeframe, outside_rth=outside_rth)
+    return found.start

@@ -7,6 +7,7 @@ read through :func:`feed_info`. Importing it does not import backtrader.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import Any
 
@@ -20,11 +21,20 @@ FEED_NAME = "ibkr_cp"
 _DESCRIPTION = "Interactive Brokers Client Portal Gateway (IBKRCPStore / IBKRCPData)"
 
 
+#: Where the feed's classes live, named (not imported): the plugin layer sits beside the
+#: layers and must not import the backtrader layer it registers.
+STORE_CLASS = "backtrader_ibkr_cp.bt:IBKRCPStore"
+DATA_CLASS = "backtrader_ibkr_cp.bt:IBKRCPData"
+
+
+def _named(target: str) -> Any:
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
 def make_store(**kwargs: Any) -> Any:
     """``IBKRCPStore(**kwargs)`` (imports backtrader)."""
-    from ..store import IBKRCPStore
-
-    return IBKRCPStore(**kwargs)
+    return _named(STORE_CLASS)(**kwargs)
 
 
 def make_data(*, store: Any = None, **kwargs: Any) -> Any:
@@ -33,9 +43,7 @@ def make_data(*, store: Any = None, **kwargs: Any) -> Any:
     ``cassette``, ...) next to its own (``dataname``, ``timeframe``, ``fromdate``, ...)."""
     if store is not None:
         return store.getdata(**kwargs)
-    from ..feed import IBKRCPData
-
-    return IBKRCPData(**kwargs)
+    return _named(DATA_CLASS)(**kwargs)
 
 
 def feed_info() -> FeedInfo:

@@ -9,10 +9,10 @@ import backtrader as bt
 import pytest
 import requests
 
+from backtrader_ibkr_cp import IBKRCPStore
 from backtrader_ibkr_cp.cassettes import CassetteMiss, CassetteNotFound, active_cassette
 from backtrader_ibkr_cp.cassettes.replay import ReplayAdapter, replay_session
 from backtrader_ibkr_cp.cassettes.storage import read_cassette_dict
-from backtrader_ibkr_cp.store import IBKRCPStore
 
 SHIPPED = Path(__file__).resolve().parents[2] / "cassettes" / "aapl_msft_5min_synthetic.json"
 

@@ -26,22 +26,3 @@ def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-@pytest.fixture(scope="session")
-def store_cassettes(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """Skip unless ``IBKRCPStore(cassette=...)`` uses the cassette (backtrader_ibkr_cp.cassettes
-    .wiring): a store given a missing cassette must refuse to build its client."""
-    from backtrader_ibkr_cp.cassettes import CassetteNotFound
-    from backtrader_ibkr_cp.store import IBKRCPStore
-
-    missing = tmp_path_factory.mktemp("wiring") / "missing.json"
-    store = IBKRCPStore(cassette=str(missing))
-    try:
-        client = store._make_client()
-    except CassetteNotFound:
-        return
-    finally:
-        IBKRCPStore._reset()
-    client.close()
-    pytest.skip("IBKRCPStore does not use its cassette= parameter yet (cassettes/wiring.py)")

@@ -14,7 +14,7 @@ from backtrader_ibkr_cp.cli.demo_cmd import find_bundled_cassette
 
 
 def test_demo_backtests_the_bundled_cassette_then_paper_trades_live(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], no_thread_leak: None, store_cassettes: None
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], no_thread_leak: None
 ) -> None:
     out = tmp_path / "out"
     argv = ["demo", "--out", str(out), "--live-bars", "4", "--speed", "300", "--timeout", "60"]

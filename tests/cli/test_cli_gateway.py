@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -120,7 +120,7 @@ def test_a_failed_recording_leaves_no_file(
 
 
 def test_record_through_the_store_replays_the_same_backtest(
-    sim: GatewaySimulator, tmp_path: Path, store_cassettes: None
+    sim: GatewaySimulator, tmp_path: Path
 ) -> None:
     from backtrader_ibkr_cp.cli.backtest import run_backtest
 
@@ -134,17 +134,18 @@ def test_record_through_the_store_replays_the_same_backtest(
     sim.stop()
     replayed = run_backtest(["AAPL", "MSFT"], "30min", start, end, cassette=path)
     for symbol in ("AAPL", "MSFT"):
-        truth = [(t.timestamp, t.close) for t in sim.truth(symbol, "30min", start, end)]
+        half_hour = timedelta(minutes=30)  # bars are stamped at their end
+        truth = [(t.timestamp + half_hour, t.close) for t in sim.truth(symbol, "30min", start, end)]
         assert [(b[0], b[4]) for b in replayed.bars[symbol]] == truth
 
 
 def test_a_store_recording_without_bars_fails_and_leaves_no_file(
-    sim: GatewaySimulator, tmp_path: Path, capsys: pytest.CaptureFixture[str], store_cassettes: None
+    sim: GatewaySimulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "none.json"
     argv = ["record", "--cassette", str(path), "NOSUCHSYM", "--from", "2024-03-04",
             "--to", "2024-03-05", "--gateway", sim.url]  # fmt: skip
     assert main(argv) == 1
     err = capsys.readouterr().err
-    assert err.startswith("error: no bars for NOSUCHSYM") and err.count("\n") == 1
+    assert err.startswith("error: no STK contract for 'NOSUCHSYM'") and err.count("\n") == 1
     assert not list(tmp_path.iterdir())

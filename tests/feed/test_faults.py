@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo
 import backtrader as bt
 import pytest
 
+from backtrader_ibkr_cp import IBKRCPStore
 from backtrader_ibkr_cp.simulator import GatewaySimulator
-from backtrader_ibkr_cp.store import IBKRCPStore
 
 NY = ZoneInfo("America/New_York")
 SESSION_OPEN = dt.datetime(2024, 3, 5, 9, 30)
@@ -60,9 +60,11 @@ def faulty_run(
 
 
 def assert_truth(sim: GatewaySimulator, rows: list[Any], to_rows: Callable[..., Any]) -> None:
-    truth = sim.truth("AAPL", "1min", start=rows[0][0], end=rows[-1][0] + MINUTE)
-    assert rows[0][0] == SESSION_OPEN.replace(tzinfo=NY).astimezone(dt.timezone.utc)
-    assert rows == to_rows(truth)
+    """The rows are exactly the truth from the session open (stamped at each bar's end)."""
+    truth = sim.truth("AAPL", "1min", start=rows[0][0] - MINUTE, end=rows[-1][0])
+    opened = SESSION_OPEN.replace(tzinfo=NY).astimezone(dt.timezone.utc)
+    assert rows[0][0] == opened + MINUTE
+    assert rows == to_rows(truth, "1min")
 
 
 def inject(

@@ -11,9 +11,8 @@ import backtrader as bt
 import pandas as pd
 import pytest
 
-from backtrader_ibkr_cp.feed import IBKRCPData
-from backtrader_ibkr_cp.simulator import GatewaySimulator, SimBar
-from backtrader_ibkr_cp.store import IBKRCPStore
+from backtrader_ibkr_cp import IBKRCPData, IBKRCPStore
+from backtrader_ibkr_cp.simulator import GatewaySimulator
 
 NY = ZoneInfo("America/New_York")
 UTC = dt.timezone.utc
@@ -64,7 +63,7 @@ def test_intraday_bars_equal_truth(
     start = fromdate.replace(tzinfo=NY)
     truth = frozen_sim.truth("AAPL", bar, start=start, end=dt.datetime(2024, 3, 15, 21, 0))
     assert len(truth) > 300
-    assert strategy.rows["AAPL"] == to_rows(truth)
+    assert strategy.rows["AAPL"] == to_rows(truth, bar)
     statuses = [s for _, s in strategy.statuses]
     assert statuses == ["CONNECTED", "DELAYED", "DISCONNECTED"]
 
@@ -97,14 +96,11 @@ def test_daily_and_weekly_bars_equal_truth_stamped_at_the_trading_date(
     cerebro.addstrategy(recorder)
     strategy = run_cerebro(cerebro)
 
-    def last_weekday_of_week(bar: SimBar) -> dt.datetime:
-        monday = bar.timestamp.astimezone(NY).date()
-        return daily_stamp(monday + dt.timedelta(days=4))
-
     days = frozen_sim.truth("AAPL", "1d", start=dt.datetime(2023, 6, 1, 4), end=WEEK_END)
     weeks = frozen_sim.truth("AAPL", "1w", start=dt.datetime(2022, 1, 3, 5), end=WEEK_END)
-    expected_days = to_rows(days, lambda b: daily_stamp(b.timestamp.astimezone(NY).date()))
-    expected_weeks = to_rows(weeks, last_weekday_of_week)
+    expected_days = to_rows(days, "1d")  # stamped at the close of the trading date
+    expected_weeks = to_rows(weeks, "1w")  # at Friday's close
+    assert expected_days[0][0] == daily_stamp(dt.date(2023, 6, 1))
     assert len(expected_days) > 150 and len(expected_weeks) > 100
     assert strategy.rows["daily"] == expected_days
     assert strategy.rows["weekly"] == expected_weeks

@@ -13,10 +13,9 @@ import backtrader as bt
 import pytest
 import pytz
 
+from backtrader_ibkr_cp import IBKRCPData, IBKRCPStore
 from backtrader_ibkr_cp.errors import ConfigError
-from backtrader_ibkr_cp.feed import IBKRCPData
 from backtrader_ibkr_cp.simulator import GatewaySimulator
-from backtrader_ibkr_cp.store import IBKRCPStore
 
 UTC = dt.timezone.utc
 NY = ZoneInfo("America/New_York")
@@ -104,8 +103,10 @@ def quick(strategy_run: Callable[[], Seen]) -> Seen:
 @pytest.mark.parametrize(
     ("kwargs", "status", "words"),
     [
-        ({"dataname": "NOSUCH"}, "NOTSUBSCRIBED", "NOSUCH"),
-        ({"dataname": "DUAL"}, "NOTSUBSCRIBED", "DUAL"),
+        # No contract is DISCONNECTED, as in backtrader's IB feed (NOTSUBSCRIBED means no
+        # market-data permission); it was NOTSUBSCRIBED before.
+        ({"dataname": "NOSUCH"}, "DISCONNECTED", "NOSUCH"),
+        ({"dataname": "DUAL"}, "DISCONNECTED", "DUAL"),
         (
             {
                 "dataname": "AAPL",
@@ -165,7 +166,7 @@ def test_stores_are_keyed_by_parameters_not_process_singletons() -> None:
 
 
 def test_localizing_tz_gives_zoneinfo_and_plain_tzinfo_a_pytz_style_localize() -> None:
-    from backtrader_ibkr_cp.btfeed.tz import LocalizingTzinfo, LocalizingZone, localizing_tz
+    from backtrader_ibkr_cp.bt.tz import LocalizingTzinfo, LocalizingZone, localizing_tz
 
     zone = localizing_tz(ZoneInfo("America/New_York"))
     assert isinstance(zone, LocalizingZone)

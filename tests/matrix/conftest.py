@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 from matrix_cells import NY, SIM_START, SPEED, client_sockets, open_sockets
 
+from backtrader_ibkr_cp import IBKRCPStore
 from backtrader_ibkr_cp.simulator import GatewaySimulator
-from backtrader_ibkr_cp.store import IBKRCPStore
 
 
 @pytest.fixture

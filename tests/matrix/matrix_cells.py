@@ -37,8 +37,8 @@ from zoneinfo import ZoneInfo
 
 import backtrader as bt
 
+from backtrader_ibkr_cp import IBKRCPStore
 from backtrader_ibkr_cp.simulator import GatewaySimulator
-from backtrader_ibkr_cp.store import IBKRCPStore
 
 NY = ZoneInfo("America/New_York")
 UTC = dt.timezone.utc

@@ -39,8 +39,8 @@ from matrix_cells import (
     utc,
 )
 
+from backtrader_ibkr_cp import IBKRCPStore
 from backtrader_ibkr_cp.simulator import FAULT_KINDS, GatewaySimulator
-from backtrader_ibkr_cp.store import IBKRCPStore
 
 #: Text a store message must contain once the fault was met (None: the fault is silent).
 RETRIED = "retry"

@@ -9,8 +9,8 @@ from typing import Any
 import backtrader as bt
 from matrix_cells import HISTORY, SESSION_OPEN, UTC, truth_rows, utc
 
+from backtrader_ibkr_cp import IBKRCPStore
 from backtrader_ibkr_cp.simulator import GatewaySimulator
-from backtrader_ibkr_cp.store import IBKRCPStore
 
 
 class Rows(bt.Strategy):  # type: ignore[misc]

@@ -75,5 +75,27 @@ def test_period_last_date_and_default_lookback() -> None:
     assert period_last_date(ny(2024, 1, 1, 9, 30), Timeframe.WEEK_1) == date(2024, 1, 5)
     assert period_last_date(ny(2024, 3, 1, 9, 30), Timeframe.MONTH_1) == date(2024, 3, 29)
     now = ny(2024, 1, 10, 12)
-    assert now - default_start(Timeframe.MINUTE_5, now, 300) == timedelta(days=10)
     assert now - default_start(Timeframe.MONTH_1, now, 300) == timedelta(days=15 * 365)
+
+
+@pytest.mark.parametrize(
+    ("timeframe", "now"),
+    [
+        (Timeframe.MINUTE_1, ny(2024, 3, 5, 10, 0, 30)),  # mid-session
+        (Timeframe.MINUTE_5, ny(2024, 1, 10, 12)),
+        (Timeframe.MINUTE_5, ny(2024, 3, 9, 12)),  # a Saturday
+        (Timeframe.HOUR_1, ny(2024, 3, 11, 8)),  # before Monday's open
+        (Timeframe.DAY_1, ny(2024, 3, 5, 12)),
+    ],
+)
+def test_default_start_holds_the_asked_number_of_bars(timeframe: Timeframe, now: datetime) -> None:
+    """Bug: the default backfill was sized in calendar days: "about 300 bars" fetched 1,174
+    one-minute bars. It now walks the calendar back bar by bar."""
+    start = default_start(timeframe, now, 300)
+    count = 0
+    bucket = bucket_at(start, timeframe)
+    assert bucket is not None and bucket.start == start
+    while bucket.end <= now:
+        count += 1
+        bucket = next_bucket(bucket, timeframe)
+    assert count == 300

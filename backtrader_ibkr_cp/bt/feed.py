@@ -1,38 +1,49 @@
-"""``IBKRCPData``: a backtrader live data feed from an IBKR Client Portal Gateway.
+"""``IBKRCPData``: a backtrader data feed from an IBKR Client Portal Gateway.
 
-The feed is a thin backtrader adapter over :class:`~backtrader_ibkr_cp.live.stream.LiveStream`,
-which does all the work on its own thread; ``_load`` only drains the stream's queue.
+The feed is a thin backtrader adapter over a :class:`~backtrader_ibkr_cp.live.runner.StreamRunner`,
+which does all the work on its own thread; ``_load`` only drains the runner's queue.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import queue
+import math
 from typing import Any
 
 import backtrader as bt
 from backtrader.feed import DataBase
 from backtrader.utils import date2num, num2date
 
-from .btfeed.stamps import lines_stamp
-from .btfeed.tz import localizing_tz
-from .errors import ConfigError, DataUnavailable, MarketError
-from .live.events import BarEvent, EndEvent, FeedStatus, StatusEvent, StreamConfig, StreamEvent
-from .live.stream import LiveStream
-from .models import Contract, Timeframe
-from .models.calendar import EXCHANGE_TZ
+from ..errors import ConfigError, MarketError
+from ..live.events import BarEvent, EndEvent, FeedStatus, StatusEvent, StreamConfig, StreamEvent
+from ..live.runner import StreamRunner
+from ..models import Contract, Timeframe
+from ..models.calendar import EXCHANGE_TZ, next_session_end
+from .stamps import STAMPS, lines_stamp
 from .store import IBKRCPStore
+from .tz import localizing_tz
 
 __all__ = ["IBKRCPData"]
 
 _UTC = dt.timezone.utc
 #: ``what=`` values IBKR's history knows; only TRADES is implemented.
 _WHAT_SUPPORTED = ("TRADES",)
+#: The regular session's close (and the extended one's) in exchange time.
+_CLOSE = {True: dt.time(16, 0), False: dt.time(20, 0)}
 
 
 def _data_param_names() -> str:
     params: Any = IBKRCPData.params  # backtrader turns the tuple into a params class
     return ", ".join(params._getkeys())
+
+
+class _Rejected(Exception):
+    """A start failure: raised out of a historical run, a notification in a live one."""
+
+    def __init__(self, status: int, error: MarketError) -> None:
+        super().__init__(str(error))
+        self.status = status
+        self.error = error
 
 
 class MetaIBKRCPData(DataBase.__class__):  # type: ignore[misc]
@@ -48,24 +59,30 @@ class IBKRCPData(DataBase, metaclass=MetaIBKRCPData):  # type: ignore[misc]
     type, exchange, currency) or a conid (``265598``). Store parameters (``gateway_url``,
     ``reconnect``, ...) may be passed here too; they select the :class:`IBKRCPStore`.
 
-    Intraday bars are stamped at their start (as IBKR, ``GatewayClient.fetch_bars`` and the
-    simulator's ground truth do), stored as UTC and shown in ``tz``. Daily, weekly and monthly
-    bars are stamped at the close of their period's last session (16:00 New York; 20:00 with
-    ``useRTH=False``): the date shown is the trading date, and the bar sorts after every
-    intraday bar of its period. Under ``resampledata``/``replaydata`` intraday bars enter
-    backtrader's resampler stamped at their end (the right edge it expects), so resampled
-    bars are exact aggregations, stamped at their right edge as usual in backtrader.
+    Every bar is stamped when it is complete (its end), stored as UTC and shown in ``tz``, so
+    no mix of feeds and timeframes sees the future, and backtrader's resampler and replayer
+    get the right-edge stamps they expect. Daily, weekly and monthly bars are stamped at the
+    close of their period's last session (16:00 New York; 20:00 with ``useRTH=False``): the
+    date shown is the trading date. ``sessionend`` defaults to that close when ``tz`` is the
+    exchange's, so ``resampledata`` to days dates each day right.
+
+    A historical run (``historical=True``) that cannot get its data raises the typed error
+    out of ``cerebro.run()`` (unknown or ambiguous symbol, unsupported timeframe, a request
+    missing from a cassette, a gateway that is down or not logged in, no history for a span
+    that had sessions). A live run reports the same through notifications (DISCONNECTED,
+    NOTSUPPORTED_TIMEFRAME, NOTSUBSCRIBED for missing market-data permission) and
+    ``notify_store``, as backtrader's live feeds do.
 
     Live mode polls one snapshot request per cycle for every feed of the store, builds bars on
     the gateway's clock, and (``confirm=True``) delivers each as the gateway's own historical
     bar, so live and backtest bars agree exactly. Only completed bars are delivered. Every
     supported (timeframe, compression) pair: Minutes 1, 2, 3, 5, 10, 15, 30, 60, 120, 180,
-    240, 480; Days 1; Weeks 1; Months 1; anything else gives NOTSUPPORTED_TIMEFRAME.
+    240, 480; Days 1; Weeks 1; Months 1.
 
     Params:
         historical (False): only fetch ``fromdate``..``todate`` (``todate`` None: up to now),
             then DISCONNECTED and finish; no live data.
-        backfill_start (True): backfill from ``fromdate`` (None: about 300 bars back)
+        backfill_start (True): backfill from ``fromdate`` (None: the 300 bars before now)
             before going live.
         backfill (True): after a lost connection, backfill the gap from the last delivered
             bar, so no bar is lost or repeated.
@@ -85,6 +102,9 @@ class IBKRCPData(DataBase, metaclass=MetaIBKRCPData):  # type: ignore[misc]
             interval (False: deliver the bar built from snapshots).
         latethrough (False): let a bar stamped at or before the previous one through
             (normally dropped).
+        stamp ("end"): intraday bars are stamped at their end; ``"start"`` stamps them at
+            their start, as IBKR labels them (ignored, with a message, for a feed that is
+            resampled or replayed, which needs end stamps).
     """
 
     params = (
@@ -99,6 +119,7 @@ class IBKRCPData(DataBase, metaclass=MetaIBKRCPData):  # type: ignore[misc]
         ("ticks", False),
         ("confirm", True),
         ("latethrough", False),
+        ("stamp", "end"),
     )
 
     _ST_FROM, _ST_START, _ST_LIVE, _ST_HISTORBACK, _ST_OVER = range(5)
@@ -123,20 +144,40 @@ class IBKRCPData(DataBase, metaclass=MetaIBKRCPData):  # type: ignore[misc]
                 f"what={self.p.what!r} is not supported yet; use what='TRADES' (IBKR's BID, "
                 "ASK and MIDPOINT bars are not implemented)"
             )
+        if self.p.stamp not in STAMPS:
+            raise ConfigError(f"stamp={self.p.stamp!r}: use one of {', '.join(STAMPS)}")
         self._tz_param = localizing_tz(self.p.tz)
+        exchange_tz = self._tz_param is None or getattr(self._tz_param, "key", None) == (
+            EXCHANGE_TZ.key
+        )
+        if self.p.sessionend is None and exchange_tz:
+            self.p.sessionend = _CLOSE[bool(self.p.useRTH)]
         self._ticks_mode = bool(self.p.ticks) or self.p.timeframe == bt.TimeFrame.Ticks
         if self._ticks_mode:
             self._timeframe = bt.TimeFrame.Ticks
             self._compression = 1
+        self._cache: tuple[Any, list[BarEvent]] | None = None
         self._reset_run_state()
 
     def _reset_run_state(self) -> None:
         self._state = self._ST_OVER
-        self._stream: LiveStream | None = None
+        self._runner: StreamRunner | None = None
         self._contract: Contract | None = None
         self._bar_tf: Timeframe | None = None
         self._last_num: float | None = None
         self._known_through: dt.datetime | None = None
+        self._holding = False
+        self._replay: list[BarEvent] | None = None
+        self._recorded: list[BarEvent] | None = None
+        self._at_end = self.p.stamp == "end"
+
+    # -- pickling (optstrategy workers) ----------------------------------------------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_runner"] = None
+        state["_holding"] = False
+        return state
 
     # -- backtrader plumbing --------------------------------------------------------------
 
@@ -149,8 +190,8 @@ class IBKRCPData(DataBase, metaclass=MetaIBKRCPData):  # type: ignore[misc]
         return not self.p.historical
 
     def haslivedata(self) -> bool:
-        stream = self._stream
-        return stream is not None and not stream.events.empty()
+        runner = self._runner
+        return runner is not None and not runner.events.empty()
 
     def _gettz(self) -> Any:
         if self._tz_param is not None:
@@ -164,9 +205,9 @@ class IBKRCPData(DataBase, metaclass=MetaIBKRCPData):  # type: ignore[misc]
         is drained), so ``check()`` never closes a bar whose source bars are in flight and
         the gateway's (possibly simulated, faster) clock is used instead of the local one."""
         known = self._known_through
-        stream = self._stream
-        if self._ticks_mode and stream is not None and stream.events.empty():
-            gateway = stream.gateway_now
+        runner = self._runner
+        if self._ticks_mode and runner is not None and runner.events.empty():
+            gateway = runner.gateway_now
             if gateway is not None:
                 gateway = gateway.astimezone(_UTC).replace(tzinfo=None)
                 known = gateway if known is None else max(known, gateway)
@@ -174,44 +215,81 @@ class IBKRCPData(DataBase, metaclass=MetaIBKRCPData):  # type: ignore[misc]
             return dt.timedelta(0)
         return known - dt.datetime.now(_UTC).replace(tzinfo=None)
 
+    def _check(self, forcedata: Any = None) -> None:
+        """backtrader's resampler closes a bar when *another* feed has moved past its end
+        (``forcedata``), even while this feed's last bar of that interval is still on its way:
+        that bar then landed in the next bucket. Only a time this feed has delivered through
+        may close its bars; otherwise its own clock (:meth:`_timeoffset`) decides."""
+        if forcedata is not None and not self.p.historical:
+            known = self._known_through
+            if known is None or date2num(known) < forcedata.datetime[0]:
+                forcedata = None
+        super()._check(forcedata=forcedata)
+
+    def _getnexteos(self) -> tuple[dt.datetime, float]:
+        """The next session close (naive UTC, and as a number) on the exchange calendar, at
+        or after the current bar: what backtrader's resampler closes daily bars at."""
+        if self._clone:  # pragma: no cover - clones delegate to their source
+            return self.data._getnexteos()  # type: ignore[no-any-return]
+        if not len(self):
+            return dt.datetime.min, 0.0
+        stamp = num2date(self.lines.datetime[0]).replace(tzinfo=_UTC)
+        close = next_session_end(stamp, outside_rth=not self.p.useRTH)
+        naive = close.astimezone(_UTC).replace(tzinfo=None)
+        return naive, date2num(naive)
+
     # -- start / stop ---------------------------------------------------------------------
 
     def start(self) -> None:
         super().start()
         self._laststatus = None  # backtrader presets CONNECTED, which would swallow ours
         self._reset_run_state()
+        try:
+            self._begin()
+        except _Rejected as rejected:
+            if self.p.historical:
+                self._abandon()
+                raise rejected.error from None
+            self._store.put_notification(f"{self._label()}: {rejected.error}")
+            self.put_notification(rejected.status)
+            self._state = self._ST_OVER
+
+    def _begin(self) -> None:
         if not self._ticks_mode:
             try:
                 self._bar_tf = Timeframe.from_backtrader(self.p.timeframe, self.p.compression)
             except ConfigError as exc:
-                self._store.put_notification(f"{self._label()}: {exc}")
-                self.put_notification(self.NOTSUPPORTED_TF)
-                return
+                raise _Rejected(self.NOTSUPPORTED_TF, exc) from None
         if self.p.historical and self._ticks_mode:
-            self._reject(self.DISCONNECTED, "ticks mode is live only; set historical=False")
-            return
+            raise _Rejected(
+                self.DISCONNECTED, ConfigError("ticks mode is live only; set historical=False")
+            )
         fromdate, todate = self.p.fromdate, self.p.todate
         if fromdate is not None and todate is not None and fromdate > todate:
-            self._reject(
+            raise _Rejected(
                 self.DISCONNECTED,
-                f"fromdate {fromdate} is after todate {todate}; pass fromdate <= todate",
+                ConfigError(
+                    f"fromdate {fromdate} is after todate {todate}; pass fromdate <= todate"
+                ),
             )
-            return
+        self._at_end = self.p.stamp == "end" or self._resampled()
+        if self.p.stamp == "start" and self._at_end and not self._ticks_mode:
+            self._store.put_notification(
+                f"{self._label()}: stamp='start' ignored: this feed is resampled or replayed, "
+                "which needs bars stamped at their end"
+            )
         self._store.start(data=self)
+        self._store.hold(self)
+        self._holding = True
         try:
-            client = self._store.connect()
+            client = self._store.connect(historical=bool(self.p.historical))
         except MarketError as exc:
-            self._reject(self.DISCONNECTED, f"cannot use the gateway: {exc}")
-            return
+            raise _Rejected(self.DISCONNECTED, exc) from None
         self.put_notification(self.CONNECTED)
         try:
             self._contract = client.resolve(self.p.dataname)
-        except (DataUnavailable, ConfigError) as exc:
-            self._reject(self.NOTSUBSCRIBED, str(exc))
-            return
         except MarketError as exc:
-            self._reject(self.DISCONNECTED, f"cannot resolve {self.p.dataname!r}: {exc}")
-            return
+            raise _Rejected(self.DISCONNECTED, exc) from None
         self._start_finish()
         if self.p.backfill_from is not None:
             self._state = self._ST_FROM
@@ -220,16 +298,36 @@ class IBKRCPData(DataBase, metaclass=MetaIBKRCPData):  # type: ignore[misc]
         else:
             self._state = self._ST_START
 
-    def stop(self) -> None:
-        """Signal the stream to stop; the store joins it (Cerebro stops stores last)."""
-        super().stop()
-        if self._stream is not None:
-            self._stream.stop(timeout=0)
+    def _resampled(self) -> bool:
+        """True when this feed, or a clone of it, feeds backtrader's resampler/replayer."""
+        if self.resampling or self.replaying:
+            return True
+        datas = getattr(self._env, "datas", ())
+        return any(
+            getattr(d, "data", None) is self and (d.resampling or d.replaying) for d in datas
+        )
 
-    def _reject(self, status: int, message: str) -> None:
-        self._store.put_notification(f"{self._label()}: {message}")
-        self.put_notification(status)
+    def stop(self) -> None:
+        """Stop the runner and let go of the store (the last holder closes it)."""
+        super().stop()
+        self._detach()
+
+    def _detach(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            runner.stop(timeout=0)
+            self._store.remove_runner(runner)
+            runner.stop()
+        if self._holding:
+            self._holding = False
+            self._store.release(self)
+
+    def _abandon(self) -> None:
+        """A historical run raises: stop everything of this run (Cerebro will not call
+        ``stop()`` once an exception leaves ``cerebro.run()``)."""
         self._state = self._ST_OVER
+        self._detach()
+        self._store.end_run()
 
     def _label(self) -> str:
         return f"IBKRCPData({self.p.dataname!r})"
@@ -244,9 +342,8 @@ class IBKRCPData(DataBase, metaclass=MetaIBKRCPData):  # type: ignore[misc]
             outside_rth=not self.p.useRTH,
             historical=bool(self.p.historical),
             start=start,
-            # backtrader keeps bars stamped at todate: make the fetch end inclusive.
-            end=end + dt.timedelta(microseconds=1) if end is not None else None,
-            after=after.replace(tzinfo=_UTC) if after is not None else None,
+            end=self._span_end(end),
+            after=self._after(after),
             backfill_start=bool(self.p.backfill_start),
             backfill=bool(self.p.backfill),
             confirm=bool(self.p.confirm),
@@ -254,6 +351,26 @@ class IBKRCPData(DataBase, metaclass=MetaIBKRCPData):  # type: ignore[misc]
             reconnect_timeout=store.reconnect_timeout,
             stall_timeout=store.stall_timeout,
         )
+
+    def _span_end(self, todate: dt.datetime | None) -> dt.datetime | None:
+        """The first bar start not wanted: backtrader keeps bars *stamped* at or before
+        ``todate``, and an intraday bar is stamped at its end."""
+        if todate is None:
+            return None
+        tf = self._bar_tf
+        if tf is not None and tf.is_intraday and self._at_end:
+            return todate - tf.duration + dt.timedelta(microseconds=1)
+        return todate + dt.timedelta(microseconds=1)
+
+    def _after(self, stamp: dt.datetime | None) -> dt.datetime | None:
+        """``backfill_from``'s last stamp as a bar start (the runner de-duplicates by start)."""
+        if stamp is None:
+            return None
+        moment = stamp.replace(tzinfo=_UTC)
+        tf = self._bar_tf
+        if tf is not None and tf.is_intraday and self._at_end:
+            return moment - tf.duration
+        return moment
 
     def _utc(self, moment: dt.datetime | None) -> dt.datetime | None:
         """``fromdate``/``todate`` (naive: in the feed's tz, as backtrader reads them) in UTC."""
@@ -265,19 +382,38 @@ class IBKRCPData(DataBase, metaclass=MetaIBKRCPData):  # type: ignore[misc]
             return moment.replace(tzinfo=_UTC)
         return moment.astimezone(_UTC)
 
-    def _start_stream(self) -> None:
+    def _cache_key(self) -> Any:
+        p = self.p
+        return (
+            id(self._env),
+            self._contract.conid if self._contract is not None else None,
+            self._bar_tf,
+            p.fromdate,
+            p.todate,
+            p.useRTH,
+            self._at_end,
+        )
+
+    def _start_runner(self) -> None:
         assert self._contract is not None
-        client = self._store.connect()
-        poller = None if self.p.historical else self._store.poller()
-        self._stream = LiveStream(
-            client,
-            poller,
+        if self.p.historical and self._cache is not None and self._cache[0] == self._cache_key():
+            self._replay = list(self._cache[1])  # the same span in the same Cerebro: no I/O
+            return
+        client = self._store.connect(historical=bool(self.p.historical))
+        market = None if self.p.historical else self._store.poller()
+        self._runner = StreamRunner(
             self._contract,
             self._stream_config(),
-            notify=self._store.put_notification,
+            bars=client.bars,
+            session=client,
+            market=market,
+            notify=self._store.run_notifier(),
+            cancel=self._store.cancel_token,
+            clock=self._store.clock,
         )
-        self._store.add_stream(self._stream)
-        self._stream.start()
+        self._recorded = [] if self.p.historical else None
+        self._store.add_runner(self._runner)
+        self._runner.start()
 
     # -- loading --------------------------------------------------------------------------
 
@@ -292,9 +428,14 @@ class IBKRCPData(DataBase, metaclass=MetaIBKRCPData):  # type: ignore[misc]
                 continue
             if self._state == self._ST_START:
                 try:
-                    self._start_stream()
+                    self._start_runner()
                 except MarketError as exc:
-                    self._reject(self.DISCONNECTED, f"cannot start: {exc}")
+                    if self.p.historical:
+                        self._abandon()
+                        raise
+                    self._store.put_notification(f"{self._label()}: cannot start: {exc}")
+                    self.put_notification(self.DISCONNECTED)
+                    self._state = self._ST_OVER
                     return False
                 self._state = self._ST_HISTORBACK
                 continue
@@ -307,29 +448,28 @@ class IBKRCPData(DataBase, metaclass=MetaIBKRCPData):  # type: ignore[misc]
                     return None  # let Cerebro deliver the notification before the next bar
                 continue
             if isinstance(event, EndEvent):
-                self._state = self._ST_OVER
-                return False
+                return self._on_end(event)
             if self._write(event):
                 return True
 
     def _next_event(self) -> StreamEvent | None:
-        """The next stream event; waits at most ``self._qcheck`` seconds when live. When
-        historical (Cerebro preloads) it waits until the stream has something."""
-        stream = self._stream
-        assert stream is not None
+        """The next item; waits at most ``self._qcheck`` seconds when live, until the runner
+        has something when historical (Cerebro preloads)."""
+        if self._replay is not None:
+            if self._replay:
+                return self._replay.pop(0)
+            return EndEvent(None)
+        runner = self._runner
+        assert runner is not None
         if not self.p.historical:
-            try:
-                if self._qcheck > 0:
-                    return stream.events.get(timeout=self._qcheck)
-                return stream.events.get_nowait()
-            except queue.Empty:
-                return None
-        while True:
-            try:
-                return stream.events.get(timeout=1.0)
-            except queue.Empty:
-                if not stream.running and stream.events.empty():
-                    return EndEvent(None)
+            return runner.events.get(self._qcheck)
+        while True:  # Cerebro preloads: wait for the runner (it always ends with an EndEvent)
+            event = runner.events.get()
+            if event is not None:
+                return event
+            if runner.finished.is_set():
+                return runner.events.get() or EndEvent(None)
+            self._store.clock.wait(math.inf, runner.events.readable, runner.finished)
 
     def _on_status(self, event: StatusEvent) -> None:
         status = getattr(self, event.status.value)
@@ -339,11 +479,19 @@ class IBKRCPData(DataBase, metaclass=MetaIBKRCPData):  # type: ignore[misc]
             self._state = self._ST_HISTORBACK
         self.put_notification(status)
 
+    def _on_end(self, event: EndEvent) -> bool:
+        self._state = self._ST_OVER
+        if event.error is not None and self.p.historical:
+            self._abandon()
+            raise event.error
+        if self._recorded is not None and event.error is None:
+            self._cache = (self._cache_key(), self._recorded)
+        self._recorded = None
+        return False
+
     def _write(self, event: BarEvent) -> bool:
         """Put ``event`` into the lines; False when it is dropped as late."""
-        # Under resampledata/replaydata, backtrader expects bars stamped at their right edge.
-        right_edge = bool(self.resampling or self.replaying)
-        stamp = lines_stamp(event, self._bar_tf, right_edge=right_edge)
+        stamp = lines_stamp(event, self._bar_tf, at_end=self._at_end)
         num = date2num(stamp)
         if self._last_num is not None and num <= self._last_num and not self.p.latethrough:
             return False
@@ -358,6 +506,8 @@ class IBKRCPData(DataBase, metaclass=MetaIBKRCPData):  # type: ignore[misc]
         lines.openinterest[0] = 0.0
         self._last_num = num
         self._known_through = stamp
+        if self._recorded is not None:
+            self._recorded.append(event)
         return True
 
     def _load_from(self) -> bool:
