@@ -92,9 +92,13 @@ class Catalog:
         return Contract(**data)
 
     def put(self, contract: Contract) -> None:
-        """Store ``contract`` (unless the same is stored already)."""
-        if self.get(contract.conid) == contract:
-            return
+        """Store ``contract`` (unless the same is stored already). A corrupt contract file is
+        replaced (it holds nothing but the contract); one of a newer format is refused."""
+        try:
+            if self.get(contract.conid) == contract:
+                return
+        except BarStoreCorrupt as exc:
+            log.warning("replacing an unreadable contract file: %s", exc)
         data = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "contract": asdict(contract)}
         self.files.write(f"{conid_dir(contract.conid)}/{CONTRACT_FILE}", _json(data))
 

@@ -291,10 +291,11 @@ class BarStore:
         self._catalog.check_root()
         found: list[SeriesInfo] = []
         for conid in self._catalog.conids():
+            contract_problem: str | None = None
             try:
                 contract: Contract | None = self._catalog.get(conid)
-            except BarStoreError:
-                contract = None
+            except BarStoreError as exc:
+                contract, contract_problem = None, str(exc)
             base = f"conid={conid}"
             for bar_dir in self._files.listdir(base):
                 tf = parse_bar_dir(bar_dir)
@@ -303,10 +304,11 @@ class BarStore:
                 for hours_dir in self._files.listdir(f"{base}/{bar_dir}"):
                     outside_rth = parse_hours_dir(hours_dir)
                     if outside_rth is not None:
-                        found.append(self._info(SeriesKey(conid, tf, outside_rth), contract))
+                        key = SeriesKey(conid, tf, outside_rth)
+                        found.append(self._info(key, contract, contract_problem))
         return found
 
-    def _info(self, key: SeriesKey, contract: Contract | None) -> SeriesInfo:
+    def _info(self, key: SeriesKey, contract: Contract | None, problem: str | None) -> SeriesInfo:
         held: list[Span] = []
         rows = 0
         try:
@@ -316,8 +318,8 @@ class BarStore:
                     held.extend(part.meta.coverage)
                     rows += part.rows
         except BarStoreError as exc:
-            return SeriesInfo(key, contract, tuple(merge(held)), rows, str(exc))
-        return SeriesInfo(key, contract, tuple(merge(held)), rows)
+            problem = str(exc)
+        return SeriesInfo(key, contract, tuple(merge(held)), rows, problem)
 
     # -- internals -------------------------------------------------------------------------
 

@@ -268,3 +268,17 @@ def test_a_full_disk_is_a_typed_error_and_damages_nothing(tiny_disk: Path) -> No
     assert store.read(AAPL, "5min") == make_bars("5min", *WEEK)
     _assert_ibm_intact(store)
     assert isinstance(error, BarStoreError)
+
+
+def test_a_corrupt_contract_file_is_listed_and_replaced_by_the_next_write(tmp_path: Path) -> None:
+    store = _two_series(tmp_path)
+    contract_file = tmp_path / "conid=265598" / "_contract.json"
+    contract_file.write_text('{"format": "backtrader_ibkr_cp.barstore", "version": 1}')
+    listed = {s.key.conid: s for s in store.series()}
+    assert listed[265598].contract is None and str(contract_file) in (listed[265598].problem or "")
+    assert listed[265598].bars == 5 * 78  # the bars are still counted
+    with pytest.raises(BarStoreCorrupt, match="does not hold the contract of conid 265598"):
+        store.contract(265598)
+    assert store.read(265598, "5min") == make_bars("5min", *WEEK)  # by conid: no contract needed
+    store.write(AAPL, "5min", [], span=(utc(2024, 3, 11), utc(2024, 3, 12)))
+    assert store.contract("AAPL") == AAPL
