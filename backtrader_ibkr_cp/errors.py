@@ -197,8 +197,8 @@ class BarStoreWriteError(BarStoreError):
 
 
 class BarStoreLookupError(BarStoreError, LookupError):
-    """The store holds no contract matching what was asked (``spec``): fill it first
-    (``ibkr-cp store fill SYMBOL ...``) or pass the conid."""
+    """The store holds no contract matching what was asked (``context["spec"]``): fill it
+    first (``ibkr-cp store fill SYMBOL ...``) or pass the conid."""
 
 
 # -- cassettes (backtrader_ibkr_cp.cassettes) -----------------------------------------------
