@@ -18,4 +18,4 @@ if [ $# -ge 1 ]; then
     args+=(--cache "$1")
 fi
 cd "$repo"
-exec "$python" -m backtrader_ibkr_cp.testing.realgateway "${args[@]}"
+exec "$python" -m backtrader_ibkr_cp.simulator.realgateway "${args[@]}"

@@ -1,13 +1,20 @@
-"""``ibkr-cp simulate``: serve the gateway simulator (optionally behind IBKR's real gateway)."""
+"""``ibkr-cp simulate``: serve the gateway simulator (optionally behind IBKR's real gateway).
+
+It serves until Ctrl-C, SIGTERM (``timeout``, ``docker stop``, systemd) or SIGHUP (the
+terminal closed); each stops it the same way: IBKR's Java gateway (in its own process group)
+is killed and reaped, its temporary ``ibkr-gw-*`` folder removed, then the simulator stops.
+"""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import signal
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
+from types import FrameType
 from typing import IO, Any
 
 from ..errors import ConfigError, MarketError
@@ -20,7 +27,7 @@ def add_simulate(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "simulate",
         parents=parents,
-        help="serve the gateway simulator on loopback until Ctrl-C",
+        help="serve the gateway simulator on loopback until Ctrl-C (or SIGTERM)",
         description="Serve a simulated Client Portal Gateway (seeded market, fast clock, "
         "IBKR's pacing rules) on 127.0.0.1. Plugins may add instruments. With "
         "--behind-real-gateway, IBKR's real gateway (Java) serves the given port and forwards "
@@ -88,14 +95,22 @@ def serve_simulator(
                 ) from exc
             url = gateway.url
             verify_hint = f"--verify {gateway.cert_fingerprint}"
-            out.write(f"IBKR's real gateway at {url}, forwarding to the simulator at {sim.url}\n")
-        out.write(f"gateway simulator serving {url}/v1/api (seed {seed}, speed {speed:g}x)\n")
+            out.write(
+                f"IBKR's real gateway at {url}, forwarding to the gateway simulator at "
+                f"{sim.url} (the simulated IBKR backend)\n"
+                f"IBKR's real gateway runs as Java pid {gateway.pid} in {gateway.workdir} "
+                "(conf.yaml, logs; removed on exit)\n"
+                f"clients use {url}/v1/api (IBKR's real gateway; simulator seed {seed}, speed "
+                f"{speed:g}x)\n"
+            )
+        else:
+            out.write(f"gateway simulator serving {url}/v1/api (seed {seed}, speed {speed:g}x)\n")
         out.write(f"simulated time {sim.now().isoformat()}\n")
         if added:
             out.write(f"{added} instrument(s) added by plugins\n")
         hint = f" {verify_hint}" if verify_hint else ""
         out.write(f"try: ibkr-cp status --gateway {url}{hint}\n")
-        out.write("press Ctrl-C to stop\n")
+        out.write("press Ctrl-C to stop (or send SIGTERM)\n")
         out.flush()
         with contextlib.suppress(KeyboardInterrupt):
             wait()
@@ -103,13 +118,12 @@ def serve_simulator(
 
 
 def _real_gateway(backend_port: int, listen_port: int) -> Any:
+    from ..simulator.realgateway import RealGateway, RealGatewayError, ensure_gateway_dist
+
     try:
-        from ..testing.realgateway import RealGateway, ensure_gateway_dist
-    except ImportError as exc:
-        raise ConfigError(
-            f"--behind-real-gateway needs backtrader_ibkr_cp.testing.realgateway ({exc})"
-        ) from exc
-    return RealGateway(backend_port, dist=ensure_gateway_dist(), listen_port=listen_port)
+        return RealGateway(backend_port, dist=ensure_gateway_dist(), listen_port=listen_port)
+    except RealGatewayError as exc:  # npm, the registry, the cache: the message says what to do
+        raise MarketError(str(exc)) from exc
 
 
 def _one_line(exc: BaseException) -> str:
@@ -120,8 +134,36 @@ def _forever() -> None:
     threading.Event().wait()
 
 
+@contextlib.contextmanager
+def stop_on_termination() -> Iterator[None]:
+    """While inside, SIGTERM and SIGHUP raise KeyboardInterrupt in the main thread, as Ctrl-C
+    does, so ``with`` blocks and ``finally`` clauses clean up (Python's default for both is to
+    die at once, leaving child processes and temporary folders behind). The previous handlers
+    are restored on exit. Outside the main thread it does nothing (signals go to it only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        del frame
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    wanted = [getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)]
+    previous = {signum: signal.signal(signum, interrupt) for signum in wanted}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 def run_simulate(args: argparse.Namespace) -> int:
     _check(args)
+    with stop_on_termination():
+        return _serve(args)
+
+
+def _serve(args: argparse.Namespace) -> int:
     return serve_simulator(
         port=args.port,
         tls=not args.no_tls,

@@ -1,7 +1,7 @@
 """Fixtures for tests that run through IBKR's REAL Client Portal Gateway (Java).
 
 Topology: test --HTTPS--> real gateway --HTTP--> GatewaySimulator(tls=False). The gateway is
-fetched once from npm (``backtrader_ibkr_cp.testing.gatewaydist``, cached under
+fetched once from npm (``backtrader_ibkr_cp.simulator.gatewaydist``, cached under
 ``.cache/ibkr-gateway`` or ``$IBKR_GW_CACHE``) and started once per session in front of one
 simulator; ``stack`` resets that simulator before each test. The shared simulator runs with
 the per-second limits switched off (:data:`RELAXED_LIMITS`), because its 1-second pacing
@@ -26,7 +26,7 @@ import pytest
 import requests
 
 from backtrader_ibkr_cp.simulator import GatewaySimulator, SimLimits
-from backtrader_ibkr_cp.testing.realgateway import RealGateway, ensure_gateway_dist
+from backtrader_ibkr_cp.simulator.realgateway import RealGateway, ensure_gateway_dist
 
 _HERE = Path(__file__).resolve().parent
 

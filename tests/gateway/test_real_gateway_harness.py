@@ -18,8 +18,8 @@ import pytest
 import requests
 import urllib3
 
-from backtrader_ibkr_cp.testing.gatewaydist import ensure_gateway_dist
-from backtrader_ibkr_cp.testing.realgateway import (
+from backtrader_ibkr_cp.simulator.gatewaydist import ensure_gateway_dist
+from backtrader_ibkr_cp.simulator.realgateway import (
     GatewayDistUnavailable,
     GatewayStartError,
     RealGateway,

