@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import requests
+from sim_trading import RELAXED, TUESDAY, Trader
 
 from backtrader_ibkr_cp.simulator import GatewaySimulator
 
@@ -73,3 +74,18 @@ def client_for() -> Iterator[Callable[[GatewaySimulator], Client]]:
     yield make
     for http in clients:
         http.close()
+
+
+@pytest.fixture
+def trading_sim() -> Iterator[GatewaySimulator]:
+    """A simulator for order tests: frozen Tuesday morning, pacing limits out of the way."""
+    with GatewaySimulator(seed=7, speed=0, start=TUESDAY, limits=RELAXED) as simulator:
+        yield simulator
+
+
+@pytest.fixture
+def trader(trading_sim: GatewaySimulator) -> Iterator[Trader]:
+    """A :class:`sim_trading.Trader` of ``trading_sim`` (``/iserver/accounts`` queried)."""
+    client = Trader(trading_sim)
+    yield client
+    client.close()

@@ -11,8 +11,8 @@ Refusals are :class:`~.tickets.TicketError` with IBKR's texts where known:
 - not enough funds -> 200 ``YOUR ORDER IS NOT ACCEPTED. IN ORDER TO OBTAIN THE DESIRED POSITION
   YOUR EQUITY WITH LOAN VALUE [x USD] MUST EXCEED THE INITIAL MARGIN [y USD]`` (IBKR's margin
   reject). The rule (:mod:`.book`): an order that grows a position needs the growth's value at
-  its reference price (the higher of the last price and the order's limit/stop) plus its
-  commission, out of equity minus the value of all positions and of the working orders that
+  its reference price (its limit; without one, the higher of the last price and its stop) plus
+  its commission, out of equity minus the value of all positions and of the working orders that
   grow positions. Orders that only reduce a position, and bracket children, always pass.
 """
 
@@ -122,9 +122,11 @@ class Checks:
         self.check_funds(tickets, epoch, working)
 
     def _reference(self, ticket: Ticket, epoch: float) -> Decimal:
+        """The price an order is valued at: its limit, else the higher of last and stop."""
+        if ticket.order_type in ("LMT", "STOP_LIMIT", "TRAILLMT") and ticket.price is not None:
+            return dollars(ticket.price)
         last = self.last_price(self.instrument(ticket), epoch)
-        prices = [last] + [p for p in (ticket.price, ticket.aux_price) if p is not None]
-        return dollars(max(prices))
+        return dollars(max(last, ticket.price or 0, ticket.aux_price or 0))
 
     def _exposure(self, ticket: Ticket, quantity: int, epoch: float) -> Decimal:
         signed = quantity if ticket.side == "BUY" else -quantity

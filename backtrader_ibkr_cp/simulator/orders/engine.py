@@ -208,7 +208,7 @@ class OrderEngine(Checks):
             if st.parent_id is not None:
                 targets += [o for o in self._open.values() if o.parent_id == st.parent_id]
         answers: list[tuple[OrderState, bool]] = []
-        for st in dict.fromkeys(targets):
+        for st in {o.order_id: o for o in targets}.values():
             if not st.final:
                 answers.append((st, self._request_cancel(st, epoch)))
         return answers
