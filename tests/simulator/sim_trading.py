@@ -197,12 +197,21 @@ class Oracle:
                 yield instant
             instant += timedelta(seconds=1)
 
-    def first(
+    def find(
         self, conid: int, start: datetime, end: datetime, hit: Callable[[int], bool]
-    ) -> datetime:
+    ) -> datetime | None:
         """The first regular-hours second in ``(start, end]`` whose last price satisfies
-        ``hit``; AssertionError when there is none (the test needs a different level)."""
+        ``hit``, or None."""
         for instant in self.seconds(start, end):
             if hit(self.last(conid, instant)):
                 return instant
-        raise AssertionError(f"no second in ({start}, {end}] satisfies the condition")
+        return None
+
+    def first(
+        self, conid: int, start: datetime, end: datetime, hit: Callable[[int], bool]
+    ) -> datetime:
+        """As :meth:`find`; AssertionError when there is none (the test needs another level)."""
+        found = self.find(conid, start, end, hit)
+        if found is None:
+            raise AssertionError(f"no second in ({start}, {end}] satisfies the condition")
+        return found

@@ -139,8 +139,8 @@ class OrderEngine(Checks):
             self._emit(st)
             created.append(st)
         accepted = [(st.order_id, st.status) for st in created]
-        for st in created:
-            self._arrive(st, epoch)
+        for st in [st for st in created if not st.waiting_parent]:
+            self._arrive(st, epoch)  # children released now are evaluated from the next second
         return accepted
 
     def modify(self, order_id: int, raw: Any, now: datetime) -> OrderState:
