@@ -135,6 +135,7 @@ class GatewayClient:
         self.plugins = plugins
         self.contracts = ContractResolver(
             self.api.secdef_search,
+            lookup=self.api.contract_by_conid,
             cache_dir=cache_dir,
             ttl=contract_ttl,
             choose=plugin_choose_contract() if plugins else None,

@@ -30,7 +30,7 @@ from ..errors import (
 from ..models.contract import Contract
 from ..models.history import HistoryResponse, parse_history
 from ..models.market import Snapshot
-from ..models.secdef import parse_secdef_search
+from ..models.secdef import parse_secdef_search, parse_trsrv_secdef
 from ..models.session import AuthStatus, TickleResult, parse_auth_status, parse_tickle
 from ..models.snapshot import DEFAULT_FIELDS, parse_snapshots
 from ..models.timeframe import Timeframe
@@ -57,6 +57,8 @@ _SESSION_PATHS = frozenset(
     {"/iserver/auth/status", "/iserver/auth/ssodh/init", "/iserver/reauthenticate"}
 )
 _PAYLOAD_KEYS = ("conid", "conidEx", "_updated", "server_id", "6119")
+#: IBKR: at most 200 conids per ``/trsrv/secdef`` request.
+SECDEF_MAX_CONIDS = 200
 
 
 def _conid(value: object) -> int:
@@ -224,6 +226,23 @@ class ApiClient:
         if name:
             params["name"] = "true"
         return parse_secdef_search(self._request("GET", "/iserver/secdef/search", params=params))
+
+    def secdef_by_conid(self, conids: Sequence[int]) -> list[Contract]:
+        """``GET /trsrv/secdef?conids=...``: the contracts the gateway knows among ``conids``
+        (1-200 positive ints); an unknown conid is simply not in the list."""
+        ids = [_conid(conid) for conid in conids]
+        if not 1 <= len(ids) <= SECDEF_MAX_CONIDS:
+            raise ConfigError(
+                f"give 1 to {SECDEF_MAX_CONIDS} conids per /trsrv/secdef request, got {len(ids)}"
+            )
+        params = {"conids": ",".join(str(conid) for conid in ids)}
+        return parse_trsrv_secdef(self._request("GET", "/trsrv/secdef", params=params))
+
+    def contract_by_conid(self, conid: int) -> Contract | None:
+        """The contract with ``conid`` (``/trsrv/secdef``), or None when the gateway does not
+        know that conid."""
+        found = [c for c in self.secdef_by_conid([conid]) if c.conid == conid]
+        return found[0] if found else None
 
     # -- market data -----------------------------------------------------------------------
 

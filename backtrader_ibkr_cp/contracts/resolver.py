@@ -24,15 +24,20 @@ __all__ = [
     "ContractNotFound",
     "ContractResolver",
     "ContractSpec",
+    "Lookup",
     "Search",
 ]
 
 log = logging.getLogger(__name__)
 
 SEARCH_ENDPOINT = "/iserver/secdef/search"
+LOOKUP_ENDPOINT = "/trsrv/secdef"
 
 #: ``search(symbol, sec_type) -> [Contract, ...]``: ``ApiClient.secdef_search``.
 Search = Callable[[str, str], Sequence[Contract]]
+#: ``lookup(conid) -> Contract | None``: the gateway's contract for a conid, None when it has
+#: none (``ApiClient.contract_by_conid``).
+Lookup = Callable[[int], Contract | None]
 #: ``choose(spec, candidates) -> Contract | None``: picks among ambiguous listings (a hook).
 Chooser = Callable[[ContractSpec, Sequence[Contract]], Contract | None]
 
@@ -46,8 +51,15 @@ class ContractNotFound(DataUnavailable):
     """No listing matches the spec. ``spec`` is the spec string, ``candidates`` what the search
     found before filtering (possibly empty)."""
 
-    def __init__(self, message: str, *, spec: str, candidates: Sequence[Contract] = ()) -> None:
-        super().__init__(message, endpoint=SEARCH_ENDPOINT, spec=spec)
+    def __init__(
+        self,
+        message: str,
+        *,
+        spec: str,
+        candidates: Sequence[Contract] = (),
+        endpoint: str = SEARCH_ENDPOINT,
+    ) -> None:
+        super().__init__(message, endpoint=endpoint, spec=spec)
         self.spec = spec
         self.candidates = tuple(candidates)
 
@@ -72,6 +84,8 @@ class ContractResolver:
         clock: seconds since the epoch (injectable for tests).
         choose: ``choose(spec, candidates)`` picking one of several matching listings, or
             None to let :class:`AmbiguousContract` be raised.
+        lookup: ``lookup(conid)`` returning the gateway's contract for a conid or None (see
+            :data:`Lookup`); None takes a conid on trust (a minimal ``Contract``, no request).
     """
 
     def __init__(
@@ -82,10 +96,12 @@ class ContractResolver:
         ttl: float = 86400.0,
         clock: Callable[[], float] = time.time,
         choose: Chooser | None = None,
+        lookup: Lookup | None = None,
     ) -> None:
         if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not ttl >= 0:
             raise ConfigError(f"ttl {ttl!r} is invalid; use seconds >= 0 (86400 = one day)")
         self._search = search
+        self._lookup = lookup
         self._choose = choose
         self._cache = ContractCache(
             Path(cache_dir) / "contracts.json" if cache_dir is not None else None,
@@ -98,8 +114,9 @@ class ContractResolver:
     def resolve(self, value: str | int | Contract | ContractSpec) -> Contract:
         """The one contract ``value`` names.
 
-        A Contract passes through. A conid gives the cached contract, else a minimal
-        ``Contract(conid, symbol=str(conid))`` (no request). A spec is searched (cached),
+        A Contract passes through. A conid gives the cached contract, else the one ``lookup``
+        finds (cached; ContractNotFound when the gateway does not know the conid); without
+        ``lookup``, a minimal ``Contract(conid, symbol=str(conid))``. A spec is searched (cached),
         filtered by security type, exchange (``SMART`` = any) and currency (none given: USD
         listings preferred). Raises ConfigError for a malformed spec, ContractNotFound when
         nothing matches, AmbiguousContract when several do and ``choose`` picks none.
@@ -108,7 +125,7 @@ class ContractResolver:
             return value
         spec = ContractSpec.parse(value)
         if spec.conid is not None:
-            return self._cache.by_conid(spec.conid) or Contract(spec.conid, str(spec.conid))
+            return self._by_conid(spec.conid)
         listings = self._listings(spec.symbol, spec.sec_type)
         matching = [c for c in listings if spec.matches(c)]
         if not spec.currency:
@@ -133,9 +150,9 @@ class ContractResolver:
         )
 
     def supports(self, value: str | int | Contract | ContractSpec) -> bool:
-        """True when ``value`` names at least one listing (ambiguous specs count; a conid is
-        taken on trust). False for an unknown symbol or a malformed spec; gateway errors
-        propagate."""
+        """True when ``value`` names at least one listing (ambiguous specs count; a conid
+        counts when the gateway knows it, or always without ``lookup``). False for an unknown
+        symbol or conid or a malformed spec; gateway errors propagate."""
         try:
             self.resolve(value)
         except AmbiguousContract:
@@ -147,6 +164,31 @@ class ContractResolver:
     def clear(self) -> None:
         """Forget every cached search (memory and disk)."""
         self._cache.clear()
+
+    def _by_conid(self, conid: int) -> Contract:
+        cached = self._cache.by_conid(conid)
+        if cached is not None:
+            return cached
+        if self._lookup is None:
+            return Contract(conid, str(conid))
+        key = f"conid:{conid}"
+        with self._lock:
+            key_lock = self._key_locks.setdefault(key, threading.Lock())
+        with key_lock:
+            cached = self._cache.by_conid(conid)
+            if cached is not None:
+                return cached
+            found = self._lookup(conid)
+            if found is None:
+                raise ContractNotFound(
+                    f"conid {conid} is not a contract the gateway knows ({LOOKUP_ENDPOINT} has "
+                    "no such conid); check the number, or find the conid by symbol with "
+                    "`ibkr-cp search SYMBOL`",
+                    spec=str(conid),
+                    endpoint=LOOKUP_ENDPOINT,
+                )
+            self._cache.put(key, [found])
+            return found
 
     def _listings(self, symbol: str, sec_type: str) -> list[Contract]:
         key = f"{symbol}|{sec_type}"

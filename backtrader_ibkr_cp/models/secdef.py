@@ -6,21 +6,32 @@ is no currency. ``/trsrv/stocks`` answers ``{SYMBOL: [{name, assetClass, contrac
 exchange, isUS}]}]}``. Neither says the currency, so it comes from :data:`EXCHANGES`, a table
 of the usual listing venues (IBKR exchange codes) with their trading currency and time zone.
 A venue missing from the table gives currency ``""`` (unknown; ``isUS`` listings get USD).
+``/trsrv/secdef?conids=...`` answers ``{"secdef": [{conid, ticker, assetClass,
+listingExchange, currency, name, ...}]}`` (the currency is given), one entry per known conid.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any, NamedTuple
 
 from ..errors import ApiError, DataIntegrityError
 from .contract import Contract
 from .values import parse_conid
 
-__all__ = ["EXCHANGES", "Venue", "parse_secdef_search", "parse_trsrv_stocks", "venue"]
+__all__ = [
+    "EXCHANGES",
+    "Venue",
+    "parse_secdef_search",
+    "parse_trsrv_secdef",
+    "parse_trsrv_stocks",
+    "venue",
+]
 
 SEARCH_ENDPOINT = "/iserver/secdef/search"
 STOCKS_ENDPOINT = "/trsrv/stocks"
+SECDEF_ENDPOINT = "/trsrv/secdef"
 
 
 class Venue(NamedTuple):
@@ -181,3 +192,33 @@ def parse_trsrv_stocks(body: Any) -> dict[str, list[Contract]]:
                 )
         result[str(symbol)] = found
     return result
+
+
+def parse_trsrv_secdef(body: Any) -> list[Contract]:
+    """One Contract per entry of a ``/trsrv/secdef`` answer, in the gateway's order.
+
+    ``symbol`` is the ``ticker``, ``sec_type`` the ``assetClass``, ``exchange`` the
+    ``listingExchange``, ``currency`` as given (else from :data:`EXCHANGES`), ``description``
+    the ``name``. A conid the gateway does not know is simply absent (``{"secdef": []}``).
+    ``{"error": ...}`` -> ApiError; another shape or an unusable conid -> DataIntegrityError.
+    """
+    _in_band(body, SECDEF_ENDPOINT)
+    entries = body.get("secdef") if isinstance(body, Mapping) else None
+    if not isinstance(entries, list):
+        raise _malformed(SECDEF_ENDPOINT, f"a {type(body).__name__} without a 'secdef' list")
+    contracts: list[Contract] = []
+    for entry in entries:
+        if not isinstance(entry, Mapping):
+            raise _malformed(SECDEF_ENDPOINT, f"an entry that is a {type(entry).__name__}")
+        exchange = _text(entry.get("listingExchange"))
+        contract = _contract(
+            _conid(entry.get("conid"), SECDEF_ENDPOINT),
+            _text(entry.get("ticker")),
+            _text(entry.get("assetClass")),
+            exchange,
+            _text(entry.get("name")),
+            is_us=entry.get("isUS") is True,
+        )
+        currency = _text(entry.get("currency")).upper()
+        contracts.append(replace(contract, currency=currency) if currency else contract)
+    return contracts

@@ -25,6 +25,7 @@ from .faults import Fault, FaultQueue
 from .history import serve_history
 from .orders.routes import match
 from .pacing import HISTORY_PATH, SNAPSHOT_PATH, Pacer
+from .secdef import trsrv_secdef
 from .snapshot import parse_ids, serve_snapshot
 from .wire import Request, Response
 
@@ -46,6 +47,7 @@ ROUTES: dict[str, tuple[frozenset[str], Handler]] = {
     "/iserver/accounts": (_GET, handlers.accounts),
     "/iserver/secdef/search": (_BOTH, handlers.secdef_search),
     "/trsrv/stocks": (_GET, handlers.trsrv_stocks),
+    "/trsrv/secdef": (_BOTH, trsrv_secdef),
     HISTORY_PATH: (_GET, serve_history),
     SNAPSHOT_PATH: (_GET, serve_snapshot),
     "/iserver/marketdata/unsubscribe": (_POST, handlers.unsubscribe),
