@@ -19,6 +19,7 @@ from ..live.events import BarEvent, EndEvent, FeedStatus, StatusEvent, StreamCon
 from ..live.runner import StreamRunner
 from ..models import Contract, Timeframe
 from ..models.calendar import EXCHANGE_TZ, next_session_end
+from .resample import ExchangeClone, ExchangeReplayer, ExchangeResampler
 from .stamps import STAMPS, lines_stamp
 from .store import IBKRCPStore
 from .tz import localizing_tz
@@ -214,6 +215,18 @@ class IBKRCPData(DataBase, metaclass=MetaIBKRCPData):  # type: ignore[misc]
         if known is None:
             return dt.timedelta(0)
         return known - dt.datetime.now(_UTC).replace(tzinfo=None)
+
+    def resample(self, **kwargs: Any) -> None:
+        """``cerebro.resampledata``: backtrader's resampler on the exchange's clock."""
+        self.addfilter(ExchangeResampler, **kwargs)
+
+    def replay(self, **kwargs: Any) -> None:
+        """``cerebro.replaydata``: backtrader's replayer on the exchange's clock."""
+        self.addfilter(ExchangeReplayer, **kwargs)
+
+    def clone(self, **kwargs: Any) -> Any:
+        """A clone (backtrader makes one to resample a feed it already has)."""
+        return ExchangeClone(dataname=self, **kwargs)
 
     def _check(self, forcedata: Any = None) -> None:
         """backtrader's resampler closes a bar when *another* feed has moved past its end

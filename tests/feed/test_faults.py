@@ -194,3 +194,34 @@ def test_a_snapshot_stall_breaks_the_connection_then_live_resumes_without_loss(
     assert "CONNBROKEN" in names and names[-1] == "LIVE"
     assert any("connection broken" in m for m in strategy.messages)
     assert_truth(live_sim, strategy.rows["AAPL"], to_rows)
+
+
+def test_an_outage_gives_one_message_per_change_of_state_and_the_run_rides_it_out(
+    no_thread_leak: None,
+    live_sim: GatewaySimulator,
+    recorder: type,
+    run_cerebro: Callable[..., Any],
+    to_rows: Callable[..., Any],
+) -> None:
+    """Bug: a live run ended after a gateway outage of about 50 s (reconnect=3 by default),
+    and the user got one store message per HTTP retry, per endpoint, per feed (189 in 53 s).
+    Now the default reconnects until the gateway is back, and each feed says what happened
+    once: connection broken, reconnection failing, reconnected."""
+
+    def outage(sim: GatewaySimulator) -> None:
+        sim.inject("http_503", 40, path="/")  # every request fails until 40 were refused
+
+    strategy = faulty_run(
+        live_sim,
+        recorder,
+        run_cerebro,
+        outage,
+        live_bars=6,
+        store_kwargs={"reconnect_timeout": 0.1, "stall_timeout": 1.0},
+    )
+    assert live_sim.pending_faults == 0
+    names = [s for _, s in strategy.statuses]
+    assert "CONNBROKEN" in names and names[-1] == "LIVE"
+    assert len(strategy.messages) <= 6, strategy.messages
+    assert len(set(strategy.messages)) == len(strategy.messages)  # no message repeated
+    assert_truth(live_sim, strategy.rows["AAPL"], to_rows)

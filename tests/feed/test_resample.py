@@ -126,3 +126,34 @@ def test_ticks_mode_resampled_to_minutes(
         bar = truth[when]
         assert bar.low - 0.01 <= min(o, low, c) and max(o, h, c) <= bar.high + 0.01
     assert [r[0] for r in rows] == sorted({r[0] for r in rows})
+
+
+def test_three_live_feeds_resampled_to_five_minutes_equal_the_truth(
+    no_thread_leak: None, fast_sim: GatewaySimulator, run_cerebro: Callable[..., Any]
+) -> None:
+    """Bug: with several feeds, backtrader closed one feed's 5-minute bar when *another*
+    feed's bar passed the boundary, before this feed's last minute of the bucket arrived: it
+    landed in the next bucket, and every later live bar of that feed was shifted (3 of 3
+    runs at 20x). The backfilled (DELAYED) bars were right."""
+    from tests.support.recorder import Recorder
+    from tests.support.truth import truth_rows
+
+    store = IBKRCPStore(gateway_url=fast_sim.url, poll_interval=0.2)
+    cerebro = bt.Cerebro(stdstats=False)
+    symbols = ("AAPL", "MSFT", "IBM")
+    for symbol in symbols:
+        data = store.getdata(
+            dataname=symbol,
+            timeframe=bt.TimeFrame.Minutes,
+            compression=1,
+            fromdate=SESSION_OPEN,
+            qcheck=0.05,
+        )
+        cerebro.resampledata(data, name=symbol, timeframe=bt.TimeFrame.Minutes, compression=5)
+    cerebro.addstrategy(Recorder, live_bars=3)
+    strategy = run_cerebro(cerebro, max_seconds=60)
+    for symbol in symbols:
+        rows = strategy.rows[symbol]
+        assert len(strategy.live_rows[symbol]) >= 3
+        truth = fast_sim.truth(symbol, "5min", start=SESSION_OPEN.replace(tzinfo=NY))
+        assert rows == truth_rows(truth, "5min")[: len(rows)], symbol
