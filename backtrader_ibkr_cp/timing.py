@@ -215,6 +215,7 @@ class FakeClock(Clock):
     def _wake_due(self) -> None:
         for waiter, deadline in list(self._deadlines.items()):
             if deadline <= self._now:
+                del self._deadlines[waiter]  # no longer a sleeper, even before it wakes up
                 waiter.set()
 
     def _block(self, waiter: threading.Event, seconds: float) -> None:

@@ -18,13 +18,13 @@ from __future__ import annotations
 import logging
 import math
 import threading
-import time
 from collections.abc import Callable, Sequence
 from typing import Protocol, TypeVar
 
 from ..errors import ConfigError, MarketError, RateLimitExceeded
 from ..models import Snapshot
 from ..models.snapshot import DEFAULT_FIELDS
+from ..timing import SYSTEM_CLOCK, CancelToken, Clock, Signal
 
 __all__ = [
     "MAX_CONIDS_PER_REQUEST",
@@ -75,6 +75,8 @@ class SnapshotPoller:
         fields: snapshot field codes to request (at most 50).
         max_backoff: cap, in seconds, of the wait after consecutive failures.
         thread_name: name of the background thread.
+        clock: monotonic time and waits.
+        cancel: the owner's token (the poller's thread stops when it is cancelled).
     """
 
     def __init__(
@@ -85,6 +87,8 @@ class SnapshotPoller:
         fields: Sequence[str] = DEFAULT_FIELDS,
         max_backoff: float = 30.0,
         thread_name: str = "ibkr-cp-snapshot-poller",
+        clock: Clock = SYSTEM_CLOCK,
+        cancel: CancelToken | None = None,
     ) -> None:
         if not (isinstance(interval, (int, float)) and math.isfinite(interval) and interval > 0):
             raise ConfigError(f"poll interval must be a positive number of seconds: {interval!r}")
@@ -95,11 +99,13 @@ class SnapshotPoller:
         self.fields = tuple(fields)
         self.max_backoff = max(float(max_backoff), self.interval)
         self._thread_name = thread_name
+        self._clock = clock
+        self._parent = cancel
         self._lock = threading.Lock()
         self._listeners: dict[int, list[SnapshotListener]] = {}
         self._dropped: list[int] = []
-        self._wake = threading.Event()
-        self._stop = threading.Event()
+        self._wake = Signal()
+        self._token: CancelToken | None = None  # the running thread's
         self._thread: threading.Thread | None = None
         self._failures = 0
         #: Completed poll cycles (a cycle with at least one request).
@@ -146,54 +152,63 @@ class SnapshotPoller:
     # -- lifecycle ------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the background thread (idempotent; restartable after :meth:`stop`)."""
+        """Start the background thread (idempotent; restartable after :meth:`stop`, even
+        before the stopped thread has ended: it ends on its own token)."""
         with self._lock:
-            if self._thread is not None and self._thread.is_alive():
+            running = self._thread is not None and self._thread.is_alive()
+            if running and self._token is not None and not self._token.cancelled:
                 return
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name=self._thread_name, daemon=True)
+            parent = self._parent
+            token = parent.child() if parent is not None else CancelToken()
+            self._token = token
+            self._thread = threading.Thread(
+                target=self._run, args=(token,), name=self._thread_name, daemon=True
+            )
             self._thread.start()
 
     def stop(self, timeout: float | None = 30.0) -> None:
         """Stop the thread and wait for it (at most ``timeout`` seconds, 0 = only signal; a
         request in flight finishes first). Subscriptions are kept: :meth:`start` resumes."""
-        self._stop.set()
-        self._wake.set()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
+        with self._lock:
+            token, thread = self._token, self._thread
+        if token is not None:
+            token.cancel("the snapshot poller stopped")
+        if thread is not None and thread is not threading.current_thread() and timeout != 0:
             thread.join(timeout)
-            if thread.is_alive() and timeout != 0:
+            if thread.is_alive():
                 log.warning("snapshot poller did not stop within %s s", timeout)
-        if thread is None or not thread.is_alive():
-            self._thread = None
 
     # -- the loop -------------------------------------------------------------------------
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
+    def _run(self, token: CancelToken) -> None:
+        clock = self._clock
+        while not token.cancelled:
             conids = self.conids
             if not conids:
-                self._close_dropped()
-                self._wake.wait()
+                self._close_dropped(token)
                 self._wake.clear()
+                if not self.conids:
+                    clock.wait(math.inf, self._wake, token)
                 continue
             self._wake.clear()
-            started = time.monotonic()
-            delay = self._cycle(conids)
-            self._close_dropped()
+            started = clock.now()
+            delay = self._cycle(conids, token)
+            self._close_dropped(token)
             floor = math.ceil(len(conids) / MAX_CONIDS_PER_REQUEST) * MIN_INTERVAL
             # A (re)subscription ends a back-off early; the floor still applies.
             delay = max(delay, floor)
-            if self._wake.wait(max(0.0, started + delay - time.monotonic())):
+            if clock.wait(max(0.0, started + delay - clock.now()), self._wake, token):
+                if token.cancelled:
+                    return
                 self._failures = 0
-                self._stop.wait(max(0.0, started + floor - time.monotonic()))
+                clock.wait(max(0.0, started + floor - clock.now()), token)
 
-    def _cycle(self, conids: list[int]) -> float:
+    def _cycle(self, conids: list[int], token: CancelToken) -> float:
         """Poll every conid once; return the seconds until the next cycle should start."""
         preflight = False
         failure: MarketError | None = None
         for first in range(0, len(conids), MAX_CONIDS_PER_REQUEST):
-            if self._stop.is_set():
+            if token.cancelled:
                 break
             chunk = conids[first : first + MAX_CONIDS_PER_REQUEST]
             try:
@@ -245,11 +260,11 @@ class SnapshotPoller:
         except Exception:
             log.exception("snapshot listener %r failed", method)
 
-    def _close_dropped(self) -> None:
+    def _close_dropped(self, token: CancelToken) -> None:
         with self._lock:
             dropped, self._dropped = self._dropped, []
         for conid in dropped:
-            if self._stop.is_set():
+            if token.cancelled:
                 return
             try:
                 self.api.unsubscribe(conid)

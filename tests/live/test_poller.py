@@ -12,6 +12,7 @@ from backtrader_ibkr_cp.errors import ConfigError, MarketError
 from backtrader_ibkr_cp.live.poller import MIN_INTERVAL, SnapshotPoller
 from backtrader_ibkr_cp.models import Snapshot
 from backtrader_ibkr_cp.simulator import GatewaySimulator
+from backtrader_ibkr_cp.timing import FakeClock
 
 SYMBOLS = ("AAPL", "IBM", "MSFT", "AMZN", "GOOGL", "META", "TSLA", "NVDA", "SPY", "QQQ")
 
@@ -65,15 +66,41 @@ def test_one_request_per_cycle_carries_every_conid_and_each_listener_gets_its_ow
 
 
 def test_cadence_stays_inside_half_the_snapshot_budget(
-    sim: GatewaySimulator, api: ApiClient
+    no_thread_leak: None, sim: GatewaySimulator, api: ApiClient
 ) -> None:
-    poller = SnapshotPoller(api, interval=0.01)
+    """One cycle per MIN_INTERVAL at most, whatever interval is asked: counted on a fake
+    clock that moves only when the poller waits."""
+    clock = FakeClock()
+    poller = SnapshotPoller(api, interval=0.01, clock=clock)
     assert poller.interval == MIN_INTERVAL
     poller.subscribe(sim.conid("AAPL"), Recorder())
-    time.sleep(1.0)
-    poller.stop()
-    assert 3 <= len(sim.stats.snapshot_conids) <= 7  # about 5 per second, pre-flight included
+    try:
+        for cycle in range(1, 6):
+            clock.wait_for_sleepers(1)  # the poller finished a cycle and waits for the next
+            assert len(sim.stats.snapshot_conids) == cycle
+            clock.advance(MIN_INTERVAL)
+    finally:
+        poller.stop()
+    assert clock.waits[:5] == pytest.approx([MIN_INTERVAL] * 5)
     assert sim.stats.rate_limited == 0
+
+
+def test_a_subscription_right_after_stop_restarts_the_poller(
+    no_thread_leak: None, sim: GatewaySimulator, api: ApiClient
+) -> None:
+    """Bug: ``subscribe()`` right after ``stop(timeout=0)`` found the old thread still alive
+    and returned; that thread then ended: ``conids`` listed the conid, nothing polled it."""
+    first, second = Recorder(), Recorder()
+    poller = SnapshotPoller(api, interval=0.05)
+    poller.subscribe(sim.conid("AAPL"), first)
+    assert first.got_data.wait(5.0)
+    poller.stop(timeout=0)
+    poller.subscribe(sim.conid("IBM"), second)
+    try:
+        assert second.got_data.wait(5.0)
+        assert poller.running
+    finally:
+        poller.stop()
 
 
 def test_errors_reach_listeners_and_the_poller_recovers(
