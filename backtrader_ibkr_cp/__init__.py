@@ -41,8 +41,7 @@ from .models import (
     Tick,
     Timeframe,
 )
-
-__version__ = "0.1.0"
+from .version import __version__
 
 if TYPE_CHECKING:
     from .barstore import BarStore
@@ -85,6 +84,18 @@ __all__ = [
     "Timeframe",
     "__version__",
 ]
+
+
+def _plugin_hooks() -> Any:
+    """The installed plugins' client hooks, imported on first use (pluggy, entry points)."""
+    from .plugins.bridges import client_hooks
+
+    return client_hooks()
+
+
+# The package root is the composition root of the plugin layer: clients built with
+# plugins=True (the default) get the installed plugins' hooks from here.
+GatewayClient.plugin_hooks = _plugin_hooks
 
 
 def __getattr__(name: str) -> Any:

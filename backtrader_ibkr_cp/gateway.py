@@ -18,10 +18,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import TypeVar
+from typing import ClassVar, TypeVar
 
 import requests
 
@@ -31,20 +32,15 @@ from .client.retry import RetryPolicy
 from .client.session import SessionKeeper
 from .client.tls import normalize_base_url
 from .client.transport import ClientEvent, Transport
-from .contracts.resolver import ContractResolver
+from .contracts.resolver import Chooser, ContractResolver
 from .errors import ConfigError, DataUnavailable, MarketError
 from .history.fetch import HistoryFetcher
-from .history.service import BarService
+from .history.service import BarService, BarTransform
 from .models import Bar, Contract, InvalidBar, Quote, Snapshot, Tick, Timeframe
 from .models.calendar import expects_bars
 from .models.timeframe import BT_DAYS, BT_MONTHS, BT_WEEKS
-from .plugins.bridges import (
-    plugin_choose_contract,
-    plugin_request_listener,
-    plugin_transform_bars,
-)
 
-__all__ = ["GatewayClient", "SymbolLike"]
+__all__ = ["ClientHooks", "GatewayClient", "SymbolLike"]
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +54,19 @@ T = TypeVar("T")
 _EMPTY_ATTEMPTS = 2
 
 
-def _plugin_transform(symbol: str, timeframe: Timeframe, bars: list[Bar]) -> list[Bar]:
-    return plugin_transform_bars(symbol, timeframe, bars)
+@dataclass(frozen=True)
+class ClientHooks:
+    """What plugins contribute to a client, handed in as callables: the client imports no
+    plugin code (the package root wires the installed plugins in, see
+    :attr:`GatewayClient.plugin_hooks`).
+
+    ``choose_contract(spec, candidates)`` picks among ambiguous listings (None: no choice);
+    ``transform_bars(symbol, timeframe, bars)`` checks or changes every bar delivered;
+    ``on_request(event)`` observes every request event."""
+
+    choose_contract: Chooser | None = None
+    transform_bars: BarTransform | None = None
+    on_request: Callable[[ClientEvent], None] | None = None
 
 
 #: How far back ``fetch_latest_bar`` looks, by backtrader timeframe (0 = intraday): far enough
@@ -93,12 +100,18 @@ class GatewayClient:
             cookie in clear; off by default).
         plugins: route contract choice, bar transforms and request events through the
             installed pluggy plugins (``backtrader_ibkr_cp.plugins``); False ignores them.
+        hooks: the hooks to use instead of the installed plugins' (:class:`ClientHooks`).
         shared_pacing: True: draw on the pacing budget every client and process of this
             gateway shares (one pacer per gateway per process, the stricter of each limit,
             see :meth:`Pacer.shared`); False: a private pacer (nothing else's requests
             counted). None (default): shared, unless ``pacing`` paces nothing (a cassette
             replay's limits, which reach no gateway).
     """
+
+    #: Builds the installed plugins' :class:`ClientHooks` (used when ``plugins=True`` and no
+    #: ``hooks`` are given). Set by the package root, the composition root of the plugin
+    #: layer; None: no plugin hooks.
+    plugin_hooks: ClassVar[Callable[[], ClientHooks] | None] = None
 
     def __init__(
         self,
@@ -117,7 +130,11 @@ class GatewayClient:
         allow_insecure_http: bool = False,
         plugins: bool = True,
         shared_pacing: bool | None = None,
+        hooks: ClientHooks | None = None,
     ) -> None:
+        if hooks is None and plugins and GatewayClient.plugin_hooks is not None:
+            hooks = GatewayClient.plugin_hooks()
+        hooks = hooks or ClientHooks()
         limits = pacing or PacingLimits()
         root = normalize_base_url(base_url, allow_insecure_http=allow_insecure_http)
         self.pacer = Pacer.for_gateway(root, limits, shared=shared_pacing)
@@ -138,10 +155,10 @@ class GatewayClient:
             lookup=self.api.contract_by_conid,
             cache_dir=cache_dir,
             ttl=contract_ttl,
-            choose=plugin_choose_contract() if plugins else None,
+            choose=hooks.choose_contract,
         )
-        if plugins:
-            self.transport.add_listener(plugin_request_listener())
+        if hooks.on_request is not None:
+            self.transport.add_listener(hooks.on_request)
         self.history = HistoryFetcher(self.api, concurrency=limits.history_concurrency)
         self.strict = strict
         self.on_invalid_bar = on_invalid_bar
@@ -150,7 +167,7 @@ class GatewayClient:
             self.history,
             strict=strict,
             on_invalid=on_invalid_bar,
-            transform=_plugin_transform if plugins else None,
+            transform=hooks.transform_bars,
         )
         self._started = False
 

@@ -437,7 +437,12 @@ class IBKRCPStore(bt.Store, metaclass=MetaIBKRCPStore):  # type: ignore[misc]
         client = self.connect()
         with self._lock:
             if self._poller is None:
-                self._poller = SnapshotPoller(client.api, interval=self.p.poll_interval)
+                self._poller = SnapshotPoller(
+                    client.api,
+                    interval=self.p.poll_interval,
+                    clock=self.clock,
+                    cancel=self._token,
+                )
             return self._poller
 
     # -- notifications --------------------------------------------------------------------

@@ -62,7 +62,7 @@ def run_metadata(
     extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The metadata describing a recorded historical run (JSON-compatible)."""
-    from .. import __version__
+    from ..version import __version__
 
     meta: dict[str, Any] = {
         "generator": f"backtrader_ibkr_cp {__version__}",

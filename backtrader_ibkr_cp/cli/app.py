@@ -17,7 +17,7 @@ import traceback
 from collections.abc import Sequence
 from typing import IO, Any, NoReturn
 
-from ..errors import ConfigError, MarketError
+from ..errors import ConfigError, MarketError, RateLimitExceeded
 
 __all__ = ["build_parser", "main"]
 
@@ -51,7 +51,7 @@ def _common_options(suppress: bool) -> argparse.ArgumentParser:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .. import __version__
+    from ..version import __version__
     from .demo_cmd import add_demo
     from .gateway_cmds import add_bars, add_search, add_status
     from .record_cmd import add_plugins, add_record
@@ -98,10 +98,10 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def _report(exc: BaseException, debug: bool, err: IO[str]) -> None:
+def _report(exc: BaseException, debug: bool, err: IO[str], message: str | None = None) -> None:
     if debug:
         traceback.print_exception(type(exc), exc, exc.__traceback__, file=err)
-    err.write(f"error: {_one_line(str(exc)) or type(exc).__name__}\n")
+    err.write(f"error: {_one_line(message or str(exc)) or type(exc).__name__}\n")
     err.flush()
 
 
@@ -128,6 +128,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         _report(_translated(exc), debug, err)
         return EXIT_USAGE
+    except RateLimitExceeded as exc:
+        from .common import rate_limited_message
+
+        _report(exc, debug, err, rate_limited_message(exc, getattr(args, "gateway", None)))
+        return EXIT_FAILURE
     except MarketError as exc:
         _report(exc, debug, err)
         return EXIT_FAILURE

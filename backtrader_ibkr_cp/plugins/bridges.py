@@ -19,12 +19,14 @@ from typing import Any
 import pluggy
 
 from ..errors import ConfigError, DataIntegrityError, MarketError
+from ..gateway import ClientHooks
 from ..models import Bar, Contract, Timeframe
 from .manager import get_plugin_manager
 
 __all__ = [
     "ContractChooser",
     "apply_simulator_instruments",
+    "client_hooks",
     "plugin_choose_contract",
     "plugin_request_listener",
     "plugin_simulator_instruments",
@@ -205,3 +207,18 @@ def apply_simulator_instruments(sim: Any, pm: pluggy.PluginManager | None = None
     for entry in entries:
         sim.add_instrument(**entry)
     return len(entries)
+
+
+def client_hooks(pm: pluggy.PluginManager | None = None) -> ClientHooks:
+    """The installed plugins' hooks for a ``GatewayClient``: contract choice, bar
+    transforms and request events."""
+    manager = _pm(pm)
+
+    def transform(symbol: str, timeframe: Timeframe, bars: list[Bar]) -> list[Bar]:
+        return plugin_transform_bars(symbol, timeframe, bars, manager)
+
+    return ClientHooks(
+        choose_contract=plugin_choose_contract(manager),
+        transform_bars=transform,
+        on_request=plugin_request_listener(manager),
+    )
