@@ -80,10 +80,10 @@ PERIOD_UNITS = {
 # -- accounts -------------------------------------------------------------------------------
 
 #: IBKR account ids: ``U`` (individual), ``F`` (advisor), ``I`` (broker), each with a ``D``
-#: in front for the paper twin (``DU1234567``), five to nine digits, sometimes a letter after
+#: in front for the paper twin (``DU1234567``), five or more digits, sometimes a letter after
 #: the prefix (``DUO873728``) or at the end (``DUO873728C``). Secrets: scrubbed from
-#: cassettes, logs and error messages alike.
-ACCOUNT_ID = re.compile(r"(?<![A-Za-z0-9])D?[UFI][A-Z]?[0-9]{5,9}[A-Z]?(?![A-Za-z0-9])")
+#: cassettes, logs and error messages alike (this one pattern everywhere).
+ACCOUNT_ID = re.compile(r"(?<![A-Za-z0-9])D?[UFI][A-Z]?[0-9]{5,}[A-Z]?(?![A-Za-z0-9])")
 
 
 def is_paper_account(account_id: str) -> bool:

@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import copy
 import json
-import re
 import threading
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
+
+from ..wire import ACCOUNT_ID
 
 __all__ = [
     "ACCOUNT_PLACEHOLDER",
@@ -43,8 +44,9 @@ __all__ = [
 ACCOUNT_PLACEHOLDER = "ACCT_REDACTED"
 #: What a secret string value becomes.
 SECRET_PLACEHOLDER = "REDACTED"
-#: IBKR account ids: ``U1234567`` (live), ``DU1234567`` (paper); five or more digits.
-ACCOUNT_RE = re.compile(r"(?<![0-9])D?U[0-9]{5,}(?![0-9])")
+#: IBKR account ids (individual, advisor and broker, live and paper): the package's one
+#: pattern, :data:`backtrader_ibkr_cp.wire.ACCOUNT_ID`.
+ACCOUNT_RE = ACCOUNT_ID
 #: JSON keys (compared case-insensitively) whose values identify the user or the session.
 SECRET_KEYS = frozenset(
     {

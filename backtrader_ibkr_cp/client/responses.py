@@ -52,12 +52,12 @@ from ..errors import (
     RateLimitExceeded,
     RequestTimeout,
 )
+from ..wire import ACCOUNT_ID
 from .retry import parse_retry_after
 from .tls import TlsPolicy
 
 __all__ = ["AccountsRequired", "Call", "decode", "failure", "scrub"]
 
-_ACCOUNT_ID = re.compile(r"\b(?:DU|DF|DI|U|F|I)\d{5,9}\b")
 _TOKEN = re.compile(r"\b[0-9a-fA-F]{32,}\b")
 _MESSAGE_LIMIT = 200
 _AUTH_WORDS = ("no session", "not authenticated", "not logged", "unauthorized")
@@ -69,7 +69,7 @@ class AccountsRequired(ApiError):
 
 def scrub(text: str) -> str:
     """``text`` without account ids (``U1234567``, ``DU1234567``) or session tokens."""
-    return _TOKEN.sub("<token>", _ACCOUNT_ID.sub("<account>", text))
+    return _TOKEN.sub("<token>", ACCOUNT_ID.sub("<account>", text))
 
 
 @dataclass(frozen=True)

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import re
+import json
 from pathlib import Path
 
+import pytest
 import requests
 
 from backtrader_ibkr_cp.cassettes import ACCOUNT_PLACEHOLDER, Cassette, Scrubber
+from backtrader_ibkr_cp.client.responses import scrub as client_scrub
 from backtrader_ibkr_cp.simulator import GatewaySimulator
-
-ACCOUNT = re.compile(r"D?U[0-9]{5,}")
+from backtrader_ibkr_cp.wire import ACCOUNT_ID as ACCOUNT
 
 
 def test_recording_the_session_endpoints_leaves_no_secret_in_the_file(
@@ -91,3 +92,16 @@ def test_scrubber_replaces_nested_account_ids_and_identity_keys_keeping_types() 
 def test_scrubber_keeps_non_json_bodies_but_masks_account_ids() -> None:
     out = Scrubber().response(_response(b"account U1234567 not allowed", {}))
     assert out["body"]["string"] == f"account {ACCOUNT_PLACEHOLDER} not allowed".encode()  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    "account", ["U1234567", "DU1234567", "F1234567", "DF1234567", "I1234567", "DI1234567",
+                "DUO873728", "DUO873728C"],
+)  # fmt: skip
+def test_every_kind_of_account_id_is_scrubbed_from_paths_and_bodies(account: str) -> None:
+    """Bug: the cassette scrubber knew U/DU ids only; an advisor's /iserver/accounts body was
+    written to disk as {"accounts":["DF1234567",...],"selectedAccount":"DF1234567"}."""
+    body = json.dumps({"accounts": [account], "selectedAccount": account}).encode()
+    out = Scrubber().response(_response(body))["body"]["string"]  # type: ignore[index]
+    assert account.encode() not in out
+    assert client_scrub(f"order for {account} rejected") == "order for <account> rejected"
