@@ -12,7 +12,8 @@ Every error this package raises is a :class:`MarketError`. Third-party exception
      │         └── CassetteMiss             a request is not in the cassette
      ├── NetworkError             the request did not get a usable HTTP answer
      │    ├── GatewayConnectionError   refused, reset or closed (also ConnectionError)
-     │    └── RequestTimeout           no answer within the timeout (also TimeoutError)
+     │    ├── RequestTimeout           no answer within the timeout (also TimeoutError)
+     │    └── OrderOutcomeUnknown      an order request got no usable answer; not re-sent
      ├── ApiError                 the gateway answered with an error (status, endpoint)
      │    ├── AuthenticationError      not logged in, session expired, competing session
      │    ├── RateLimitExceeded        429 / penalty box (carries retry_after seconds)
@@ -49,6 +50,7 @@ __all__ = [
     "GatewayConnectionError",
     "MarketError",
     "NetworkError",
+    "OrderOutcomeUnknown",
     "RateLimitExceeded",
     "RequestTimeout",
 ]
@@ -249,3 +251,46 @@ class CassetteMiss(CassetteError):
         self.query = query
         self.cassette_path = cassette_path
         self.reason = reason
+
+
+# -- orders (the money path) ----------------------------------------------------------------
+
+
+class OrderOutcomeUnknown(NetworkError):
+    """A request that places, confirms, modifies or cancels an order got no usable answer (the
+    connection broke, no answer in time, HTTP 5xx, an unreadable body): IBKR may or may not
+    have carried it out. It was sent once and not re-sent. Find out before acting again: look
+    the order up by its ``cOID`` in live orders and executions; re-sending with the *same*
+    ``cOID`` is safe (IBKR refuses a duplicate within 24 h).
+
+    ``operation`` is ``"place"``, ``"reply"``, ``"modify"`` or ``"cancel"``; ``coids`` the
+    client order ids the request carried (place; ``()`` otherwise); ``order_id`` IBKR's id
+    (modify, cancel); ``reply_id`` the question answered (reply); ``status`` the HTTP status
+    when an answer came (5xx), else None. The cause is chained (``__cause__``).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        endpoint: str | None = None,
+        operation: str,
+        coids: tuple[str, ...] = (),
+        order_id: int | None = None,
+        reply_id: str | None = None,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(
+            message,
+            endpoint=endpoint,
+            operation=operation,
+            coids=coids,
+            order_id=order_id,
+            reply_id=reply_id,
+            status=status,
+        )
+        self.operation = operation
+        self.coids = coids
+        self.order_id = order_id
+        self.reply_id = reply_id
+        self.status = status
