@@ -13,6 +13,7 @@ import re
 __all__ = [
     "ACCOUNT_ID",
     "API_ROOT",
+    "FIVE_SECOND_ENDPOINTS",
     "HISTORY",
     "HISTORY_MAX_POINTS",
     "IBKR_HISTORY_CONCURRENCY",
@@ -21,12 +22,32 @@ __all__ = [
     "IBKR_SSO_VALIDATE_PER_MINUTE",
     "IBKR_TICKLE_PER_SECOND",
     "IBKR_TOTAL_PER_SECOND",
+    "INVALIDATE_POSITIONS",
+    "ISERVER_ACCOUNTS",
+    "LIVE_ORDERS",
     "MAX_SNAPSHOT_CONIDS",
     "MAX_SNAPSHOT_FIELDS",
+    "MAX_SUPPRESSED_QUESTIONS",
+    "ORDER",
+    "ORDER_STATUS",
     "PERIOD_UNITS",
+    "PLACE_ORDERS",
+    "PNL_PARTITIONED",
+    "PORTFOLIO_ACCOUNTS",
+    "PORTFOLIO_LEDGER",
+    "PORTFOLIO_POSITION",
+    "PORTFOLIO_POSITIONS",
+    "PORTFOLIO_SUBACCOUNTS",
+    "PORTFOLIO_SUMMARY",
+    "REPLY",
+    "RESET_SUPPRESSED",
     "SNAPSHOT",
     "SSO_VALIDATE",
+    "SUPPRESS_QUESTIONS",
+    "SWITCH_ACCOUNT",
     "TICKLE",
+    "TRADES",
+    "TRADES_MAX_DAYS",
     "WEBSOCKET",
     "is_paper_account",
 ]
@@ -58,6 +79,46 @@ IBKR_SSO_VALIDATE_PER_MINUTE = 1.0
 #: (``/iserver/account/orders``, ``/iserver/account/trades``, ``/portfolio/accounts``...:
 #: 1 request per 5 s).
 IBKR_ORDERS_SECONDS_PER_REQUEST = 5.0
+
+# -- orders, executions, accounts, portfolio (orders/ibkr-cp-orders.md sections 2-6) ------
+
+ISERVER_ACCOUNTS = "/iserver/accounts"
+#: ``POST`` ``{"acctId": ...}``: select the account orders and live orders refer to.
+SWITCH_ACCOUNT = "/iserver/account"
+#: ``POST`` ``{"orders": [ticket, ...]}`` (one ticket, or a bracket / OCA group).
+PLACE_ORDERS = "/iserver/account/{account}/orders"
+#: ``POST`` one unwrapped ticket: modify; ``DELETE``: cancel (``order_id`` -1: all open).
+ORDER = "/iserver/account/{account}/order/{order_id}"
+#: ``POST`` ``{"confirmed": true|false}``: answer a question.
+REPLY = "/iserver/reply/{reply_id}"
+SUPPRESS_QUESTIONS = "/iserver/questions/suppress"
+RESET_SUPPRESSED = "/iserver/questions/suppress/reset"
+LIVE_ORDERS = "/iserver/account/orders"
+ORDER_STATUS = "/iserver/account/order/status/{order_id}"
+TRADES = "/iserver/account/trades"
+PNL_PARTITIONED = "/iserver/account/pnl/partitioned"
+PORTFOLIO_ACCOUNTS = "/portfolio/accounts"
+PORTFOLIO_SUBACCOUNTS = "/portfolio/subaccounts"
+PORTFOLIO_SUMMARY = "/portfolio/{account}/summary"
+PORTFOLIO_LEDGER = "/portfolio/{account}/ledger"
+#: ``page`` from 0, up to 100 positions a page.
+PORTFOLIO_POSITIONS = "/portfolio/{account}/positions/{page}"
+PORTFOLIO_POSITION = "/portfolio/{account}/position/{conid}"
+INVALIDATE_POSITIONS = "/portfolio/{account}/positions/invalidate"
+#: The endpoints IBKR limits to one request per :data:`IBKR_ORDERS_SECONDS_PER_REQUEST`
+#: each (Web API docs, "Pacing Limitations"; ``/portfolio/accounts`` and ``/subaccounts``
+#: are listed together and paced here as one).
+FIVE_SECOND_ENDPOINTS = (
+    LIVE_ORDERS,
+    TRADES,
+    PNL_PARTITIONED,
+    PORTFOLIO_ACCOUNTS,
+    PORTFOLIO_SUBACCOUNTS,
+)
+#: Question ids per ``/iserver/questions/suppress`` request ("more ⇒ system error", V1).
+MAX_SUPPRESSED_QUESTIONS = 51
+#: The most ``days`` ``/iserver/account/trades`` looks back.
+TRADES_MAX_DAYS = 7
 
 # -- market data ----------------------------------------------------------------------------
 
