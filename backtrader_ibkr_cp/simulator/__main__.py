@@ -1,7 +1,8 @@
 """Run the gateway simulator standalone until Ctrl-C.
 
 ``python -m backtrader_ibkr_cp.simulator --port 5000 [--no-tls] [--speed 60]
-[--start 2024-03-04T14:30:00Z] [--seed 0] [--latency 0]``
+[--start 2024-03-04T14:30:00Z] [--seed 0] [--latency 0] [--account DU0000000] [--cash 1e6]
+[--live]``
 """
 
 from __future__ import annotations
@@ -42,6 +43,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--penalty-seconds", type=float, default=600.0, help="pacing penalty box length"
     )
+    parser.add_argument("--account", default="DU0000000", help="the account id served")
+    parser.add_argument("--cash", type=float, default=1_000_000.0, help="starting cash (USD)")
+    parser.add_argument("--live", action="store_true", help="report isPaper false")
     return parser
 
 
@@ -58,6 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         session_timeout=args.session_timeout,
         penalty_seconds=args.penalty_seconds,
         latency=args.latency,
+        account=args.account,
+        paper=not args.live,
+        cash=args.cash,
     )
     with sim:
         print(f"IBKR gateway simulator serving {sim.api_url}", flush=True)

@@ -50,8 +50,17 @@ def test_iserver_accounts_serves_the_configured_account() -> None:
         assert sim.account.account_id == "U1234567"
         trader.close()
     with GatewaySimulator(speed=0, start=TUESDAY) as sim:
-        body = Trader(sim, query_accounts=False).get("/iserver/accounts").json()
+        trader = Trader(sim, query_accounts=False)
+        body = trader.get("/iserver/accounts").json()
         assert (body["selectedAccount"], body["isPaper"]) == (ACCOUNT, True)
+        selected = trader.post("/iserver/account", json={"acctId": ACCOUNT})
+        assert selected.json() == sample("switch_account_already_set_conduit_fixture")
+        invalid = trader.post("/iserver/account", json={"acctId": "DU1"})
+        assert (invalid.status_code, invalid.json()) == (
+            500,
+            sample("switch_account_invalid_500_ibkr_spec"),
+        )
+        trader.close()
     with pytest.raises(ValueError, match="not an IBKR account id"):
         GatewaySimulator(account="paper-1")
     with pytest.raises(ValueError, match="cash"):
@@ -292,3 +301,17 @@ def test_account_truth_is_a_frozen_copy(trader: Trader, trading_sim: GatewaySimu
     assert later.orders[0].placed_at == TUESDAY
     trading_sim.advance(timedelta(days=1).total_seconds())
     assert trading_sim.account.orders == later.orders
+
+
+def test_the_desk_serves_what_a_websocket_subscription_starts_with(
+    trader: Trader, trading_sim: GatewaySimulator
+) -> None:
+    # For the simulator's WebSocket (sor/str topics): the day's orders and trades as bodies.
+    desk = trading_sim._ctx.trading
+    oid = _quiet(trader).place_one(cOID="ws")
+    assert [body["orderId"] for body in desk.order_bodies()] == [oid]
+    assert desk.order_bodies() == trader.live_orders()["orders"]
+    assert desk.trade_bodies() == trader.get("/iserver/account/trades").json()
+    trading_sim.advance(86_400)
+    assert desk.order_bodies() == [] and desk.trade_bodies() == []
+    assert len(desk.trade_bodies(days=2)) == 1

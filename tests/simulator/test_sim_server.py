@@ -192,6 +192,9 @@ def test_standalone_module_serves_until_interrupted() -> None:
             "2024-03-04T14:30:00Z",
             "--speed",
             "0",
+            "--account",
+            "U1234567",
+            "--live",
         ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
@@ -206,6 +209,8 @@ def test_standalone_module_serves_until_interrupted() -> None:
         response = requests.post(url + "/iserver/auth/status", timeout=5)
         assert response.json()["authenticated"] is True
         assert response.headers["Date"] == "Mon, 04 Mar 2024 14:30:00 GMT"
+        accounts = requests.get(url + "/iserver/accounts", timeout=5).json()
+        assert (accounts["selectedAccount"], accounts["isPaper"]) == ("U1234567", False)
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=10) == 0
     finally:

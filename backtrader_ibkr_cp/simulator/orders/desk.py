@@ -21,9 +21,11 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
+from ..calendar import NEW_YORK, UTC
 from ..clock import SimClock
 from ..instruments import InstrumentBook
 from ..market import MarketModel
@@ -31,9 +33,9 @@ from ..session import SessionState
 from .bodies import live_order, trade
 from .engine import OrderEngine
 from .questions import Replies
-from .state import SimAccount
+from .state import OrderState, SimAccount
 
-__all__ = ["OrderListener", "SessionScope", "TradingDesk"]
+__all__ = ["OrderListener", "SessionScope", "TradingDesk", "day_orders", "trade_list"]
 
 _LOG = logging.getLogger("backtrader_ibkr_cp.simulator")
 
@@ -118,6 +120,18 @@ class TradingDesk:
         with self.locked() as engine:
             return engine.snapshot()
 
+    def order_bodies(self) -> list[dict[str, Any]]:
+        """The day's orders as ``GET /iserver/account/orders`` shows them (the full objects a
+        ``sor`` subscription starts with), newest first."""
+        with self.locked() as engine:
+            return [live_order(st, self.account) for st in day_orders(engine)]
+
+    def trade_bodies(self, days: int = 1) -> list[dict[str, Any]]:
+        """Executions of the last ``days`` (1-7) New York days as ``/iserver/account/trades``
+        shows them (what a ``str`` subscription replays), oldest first."""
+        with self.locked() as engine:
+            return trade_list(engine, self.account, self.user_name, days)
+
     def add_listener(self, listener: OrderListener) -> None:
         """Call ``listener(message)`` for every order change and execution from now on."""
         with self._deliver_lock:
@@ -160,3 +174,28 @@ class TradingDesk:
                         listener(message)
                     except Exception:
                         _LOG.exception("order listener %r failed", listener)
+
+
+def day_orders(engine: OrderEngine) -> list[OrderState]:
+    """Open orders and orders that changed today (New York date of the engine's now), newest
+    first: the orders IBKR's live-orders endpoint returns "for the day"."""
+    assert engine.now is not None
+    today = engine.now.astimezone(NEW_YORK).date()
+    shown = [
+        st
+        for st in engine.orders.values()
+        if not st.final or (st.updated_at or st.placed_at).astimezone(NEW_YORK).date() == today
+    ]
+    return sorted(shown, key=lambda st: st.order_id, reverse=True)
+
+
+def trade_list(engine: OrderEngine, account: str, user: str, days: int) -> list[dict[str, Any]]:
+    """``/iserver/account/trades`` bodies since midnight New York ``days - 1`` days ago."""
+    assert engine.now is not None
+    first_day = engine.now.astimezone(NEW_YORK).date() - timedelta(days=days - 1)
+    since = datetime.combine(first_day, time(0), tzinfo=NEW_YORK).astimezone(UTC)
+    return [
+        trade(e, engine.orders[e.order_id].instrument, account, user)
+        for e in engine.executions
+        if e.time >= since
+    ]

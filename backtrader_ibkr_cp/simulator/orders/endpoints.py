@@ -9,6 +9,8 @@
   every ``force=true`` call answer ``{"orders": [], "snapshot": false}``, later calls the book.
 - ``GET /iserver/account/order/status/{orderId}``; ``GET /iserver/account/trades?days=N``.
 - ``POST /iserver/questions/suppress`` (replaces the suppressed set) and ``/suppress/reset``.
+- ``POST /iserver/account``: select the account (there is only one).
+- ``POST /iserver/account`` with ``{"acctId"}``: select the account (one here, so "already set").
 
 Every endpoint but reply and suppression needs ``/iserver/accounts`` first in the brokerage
 session: 400 ``{"error": "Bad Request: Please query /accounts first", "statusCode": 400}``. A path
@@ -17,14 +19,12 @@ account other than the simulator's answers 400 ``Bad Request: accountId is not v
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
 from typing import Any
 
-from ..calendar import NEW_YORK, UTC
 from ..context import SimContext
 from ..wire import Request, Response
-from .bodies import live_order, order_status, submitted, trade
-from .desk import TradingDesk
+from .bodies import live_order, order_status, submitted
+from .desk import TradingDesk, day_orders, trade_list
 from .engine import OrderEngine
 from .questions import Pending, Question, questions_for
 from .state import FINAL
@@ -37,9 +37,11 @@ __all__ = [
     "modify_order",
     "place_orders",
     "reply",
+    "select_account",
     "status",
     "suppress",
     "suppress_reset",
+    "switch_account",
     "trades",
 ]
 
@@ -251,19 +253,11 @@ def live_orders(request: Request, ctx: SimContext) -> Response:
         if force or not scope.orders_primed:
             scope.orders_primed = True
             return Response.json({"orders": [], "snapshot": False})
-        assert engine.now is not None
-        today = engine.now.astimezone(NEW_YORK).date()
-        shown = [
-            st
-            for st in engine.orders.values()
-            if not st.final or (st.updated_at or st.placed_at).astimezone(NEW_YORK).date() == today
-        ]
+        shown = day_orders(engine)
         if wanted:
             shown = [st for st in shown if st.status in wanted]
         if by_time:
             shown.sort(key=lambda st: (st.status in FINAL, st.placed_at, st.order_id))
-        else:
-            shown.sort(key=lambda st: st.order_id, reverse=True)
         return Response.json(
             {"orders": [live_order(st, desk.account) for st in shown], "snapshot": True}
         )
@@ -295,15 +289,25 @@ def trades(request: Request, ctx: SimContext) -> Response:
         return bad_request(f"days must be a whole number from 1 to 7, got {text!r}")
     desk = desk_of(ctx)
     with desk.locked() as engine:
-        assert engine.now is not None
-        first_day = engine.now.astimezone(NEW_YORK).date() - timedelta(days=int(text) - 1)
-        since = datetime.combine(first_day, time(0), tzinfo=NEW_YORK).astimezone(UTC)
-        body = [
-            trade(e, engine.orders[e.order_id].instrument, desk.account, desk.user_name)
-            for e in engine.executions
-            if e.time >= since
-        ]
+        body = trade_list(engine, desk.account, desk.user_name, int(text))
     return Response.json(body)
+
+
+def select_account(request: Request, ctx: SimContext) -> Response:
+    """``POST /iserver/account`` with ``{"acctId": ...}``: the one account is always selected
+    (``{"success": "Account already set"}``, as IBKR answers then); any other id answers 500
+    ``{"error": "Invalid account ID"}`` (IBKR's spec example)."""
+    refused = precheck(request, ctx)
+    if refused is not None:
+        return refused
+    try:
+        body = request.json_body()
+    except ValueError:
+        body = None
+    wanted = body.get("acctId") if isinstance(body, dict) else None
+    if wanted != ctx.trading.account:
+        return Response.json({"error": "Invalid account ID"}, 500)
+    return Response.json({"success": "Account already set"})
 
 
 def suppress(request: Request, ctx: SimContext) -> Response:
@@ -333,3 +337,19 @@ def suppress_reset(request: Request, ctx: SimContext) -> Response:
     with desk.locked():
         desk.scope.suppressed = set()
     return Response.json({"status": "submitted"})
+
+
+def switch_account(request: Request, ctx: SimContext) -> Response:
+    """``POST /iserver/account`` with ``{"acctId": ...}``. The simulator serves one account, so
+    its id answers ``{"success": "Account already set"}`` (IBKR's answer when the account is
+    already selected) and any other id 500 ``{"error": "Invalid account ID"}`` (IBKR's spec)."""
+    try:
+        body = request.json_body()
+    except ValueError:
+        body = None
+    account = body.get("acctId") if isinstance(body, dict) else None
+    if not isinstance(account, str) or not account:
+        return bad_request('the body must be {"acctId": "<account id>"}')
+    if account != desk_of(ctx).account:
+        return Response.json({"error": "Invalid account ID"}, 500)
+    return Response.json({"success": "Account already set"})

@@ -21,6 +21,8 @@ _ACCOUNT = r"(?P<account>[^/]+)"
 PATTERN_ROUTES: tuple[tuple[re.Pattern[str], Mapping[str, Handler]], ...] = tuple(
     (re.compile(pattern), methods)
     for pattern, methods in (
+        (r"/iserver/account", {"POST": endpoints.switch_account}),
+        (r"/iserver/account", {"POST": endpoints.select_account}),
         (r"/iserver/account/orders", {"GET": endpoints.live_orders}),
         (r"/iserver/account/trades", {"GET": endpoints.trades}),
         (r"/iserver/account/order/status/(?P<order_id>[^/]+)", {"GET": endpoints.status}),
