@@ -20,398 +20,393 @@ to it from the moment it is let through until a full window after its answer arr
 window is ``margin`` seconds (default 0.1 s) longer than the server's: however late the server
 saw it, the server's window is clear of it before the next request can take its place.
 
+**One budget per gateway for every process.** IBKR counts requests per gateway, not per
+process, so :meth:`Pacer.shared` (what ``GatewayClient`` uses) keeps its windows, history slots
+and penalty in a :class:`~.pacing_ledger.PacingLedger` on disk that every process using the
+same gateway (host and port) reads and changes under a file lock: three ``ibkr-cp`` commands
+run back to back, or four backtests started together, draw from one budget. A process killed
+mid-request frees its slots once it is dead (or after a bounded expiry). A private
+``Pacer(limits)`` keeps the same state in memory (a cassette replay, a test).
+
+**After a 429** (:meth:`Pacer.penalize`) every process holds back until the penalty ends, then
+each waiting caller resumes after a random jitter (0 to ``penalty_jitter`` seconds), so callers
+released together do not arrive together. A caller that would not retry a 429 anyway (a command
+line: ``wait_out_penalty=False``) does not wait out the penalty either: it fails at once with
+:class:`~backtrader_ibkr_cp.errors.RateLimitExceeded`, whether it was queued or arrives later.
+
 Threading model: one :class:`Pacer` is shared by every thread that sends through a
-:class:`~backtrader_ibkr_cp.client.transport.Transport`; :meth:`Pacer.slot` blocks on a
-:class:`threading.Condition` (no busy waiting) until every limit that applies to the request
-allows it.
+:class:`~backtrader_ibkr_cp.client.transport.Transport` (and, via :meth:`Pacer.shared`, by every
+client of a gateway in the process). :meth:`Pacer.slot` decides under the ledger's lock (one
+short read-modify-write, never held while waiting) and waits outside it with
+:meth:`~backtrader_ibkr_cp.timing.Clock.wait`: a release or a penalty in this process wakes the
+waiters at once; what only another process can free (its in-flight requests) is polled every
+``poll_interval`` seconds. No wait outlasts the longest window or penalty, and every wait ends
+when the caller's cancel signal is set.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import random as _random
 import threading
 import time
 import weakref
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from typing import Protocol
 
-from ..errors import ConfigError, MarketError
+from ..errors import RateLimitExceeded
+from ..timing import SYSTEM_CLOCK, Cancelled, Clock, Signal
+from .pacing_ledger import PENALTY_CAP, LedgerState, PacingLedger, Verdict
+from .pacing_limits import (
+    CONSERVATIVE_PER_MINUTE,
+    DEFAULT_HISTORY_CONCURRENCY,
+    DEFAULT_MARGIN,
+    IBKR_HISTORY_CONCURRENCY,
+    IBKR_SNAPSHOT_PER_SECOND,
+    IBKR_SSO_VALIDATE_PER_MINUTE,
+    IBKR_TICKLE_PER_SECOND,
+    IBKR_TOTAL_PER_SECOND,
+    KINDS,
+    UNPACED_RATE,
+    PacingLimits,
+    request_kind,
+)
+from .pacing_store import gateway_key
 
 __all__ = [
+    "CONSERVATIVE_PER_MINUTE",
     "DEFAULT_HISTORY_CONCURRENCY",
+    "DEFAULT_MARGIN",
+    "DEFAULT_PENALTY_JITTER",
+    "DEFAULT_POLL_INTERVAL",
     "IBKR_HISTORY_CONCURRENCY",
     "IBKR_SNAPSHOT_PER_SECOND",
     "IBKR_SSO_VALIDATE_PER_MINUTE",
     "IBKR_TICKLE_PER_SECOND",
     "IBKR_TOTAL_PER_SECOND",
     "KINDS",
+    "UNPACED_RATE",
     "Pacer",
     "PacingCancelled",
     "PacingLimits",
     "request_kind",
+    "wall_clock",
 ]
 
-#: Requests per second in total through the Client Portal Gateway (IBKR Web API docs, 2024:
-#: "Users making requests via the CP Gateway tool are restricted to 10 requests per second").
-IBKR_TOTAL_PER_SECOND = 10.0
-#: ``GET /iserver/marketdata/snapshot`` requests per second (IBKR pacing table).
-IBKR_SNAPSHOT_PER_SECOND = 10.0
-#: Concurrent ``GET /iserver/marketdata/history`` requests IBKR allows (IBKR pacing table).
-IBKR_HISTORY_CONCURRENCY = 5
-#: The default history concurrency: one below IBKR's limit, which the gateway sometimes
-#: enforces early (ibind, ``marketdata_mixin``: "sometime throttles above 4").
-DEFAULT_HISTORY_CONCURRENCY = 4
-#: ``/tickle`` requests per second (IBKR pacing table).
-IBKR_TICKLE_PER_SECOND = 1.0
-#: ``GET /sso/validate`` requests per minute (IBKR pacing table).
-IBKR_SSO_VALIDATE_PER_MINUTE = 1.0
-#: The original design's conservative preset: 60 requests per minute in total.
-CONSERVATIVE_PER_MINUTE = 60.0
-#: Seconds added to every window to absorb arrival-time jitter (1.1 s for a 1 s limit).
-DEFAULT_MARGIN = 0.1
-
-#: Request kinds the pacer tells apart (see :func:`request_kind`).
-KINDS = ("history", "snapshot", "tickle", "sso_validate", "other")
-
-_KIND_BY_SUFFIX = (
-    ("/iserver/marketdata/history", "history"),
-    ("/iserver/marketdata/snapshot", "snapshot"),
-    ("/tickle", "tickle"),
-    ("/sso/validate", "sso_validate"),
-)
+#: Seconds between two looks at the shared ledger while only another process can free the
+#: place a caller waits for (each look is one short read-modify-write under the file lock).
+DEFAULT_POLL_INTERVAL = 0.05
+#: The most seconds a caller waits after a penalty ends, drawn at random per caller, so
+#: callers (threads, processes) released together do not arrive at the gateway together.
+DEFAULT_PENALTY_JITTER = 2.0
+#: The shortest wait, seconds (a wait of a rounding error would spin).
+_MIN_WAIT = 0.001
+#: The longest wait for an in-flight request of this pacer before looking again, seconds
+#: (its release wakes the waiters at once; this only bounds a wake-up that never came).
+_RECHECK = 1.0
 
 
-class PacingCancelled(MarketError):
+class PacingCancelled(Cancelled):
     """A caller waiting in :meth:`Pacer.slot` was cancelled (its client is closing)."""
 
 
-def request_kind(path: str) -> str:
-    """The pacing kind of an API path (with or without the ``/v1/api`` prefix or a query).
+class _Flag(Protocol):
+    """A cancel flag :meth:`Pacer.slot` accepts: a :class:`~backtrader_ibkr_cp.timing.Signal`
+    (or CancelToken), which ends the wait at once, or anything with ``is_set()`` (a
+    ``threading.Event``), which is checked whenever the wait ends (see :meth:`Pacer.interrupt`)."""
 
-    ``"/iserver/marketdata/history"`` -> ``"history"``, ``".../snapshot"`` -> ``"snapshot"``,
-    ``"/tickle"`` -> ``"tickle"``, ``"/sso/validate"`` -> ``"sso_validate"``, anything else
-    -> ``"other"`` (only the total limit applies to it).
-    """
-    bare = path.split("?", 1)[0].rstrip("/")
-    for suffix, kind in _KIND_BY_SUFFIX:
-        if bare.endswith(suffix):
-            return kind
-    return "other"
+    def is_set(self) -> bool: ...
 
 
-def _positive(name: str, value: object) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise ConfigError(f"PacingLimits.{name} must be a positive number, got {value!r}")
-
-
-class _Use:
-    """One request's place in a window: held until ``until`` (clock seconds; infinite while
-    the request is in flight)."""
-
-    __slots__ = ("until",)
-
-    def __init__(self) -> None:
-        self.until = math.inf
-
-
-@dataclass(frozen=True)
-class _Window:
-    """At most ``count`` sends within any ``seconds`` (margin included)."""
-
-    name: str
-    count: int
-    seconds: float
-
-
-def _window(name: str, rate: float, period: float, margin: float) -> _Window:
-    """``rate`` requests per ``period`` seconds as a (count, window) pair, e.g. 10/s ->
-    10 per 1.1 s, 2.5/s -> 2 per 0.9 s, 1/min -> 1 per 60.1 s."""
-    per_second = rate / period
-    count = max(1, math.floor(rate + 1e-9))
-    return _Window(name, count, count / per_second + margin)
-
-
-@dataclass(frozen=True)
-class PacingLimits:
-    """The limits a :class:`Pacer` keeps; defaults are IBKR's documented gateway limits.
-
-    Rates are requests per second (``sso_validate_per_minute`` per minute) and may be
-    fractional (``total_per_second=0.5`` = one request every 2 s). ``history_concurrency`` is
-    the number of history requests in flight at once, 1..5 (IBKR's cap is 5; default 4).
-    ``margin`` is the seconds added to every sliding window (default 0.1 s; 0 = exactly the
-    server's windows, which loopback jitter can break).
-    """
-
-    total_per_second: float = IBKR_TOTAL_PER_SECOND
-    snapshot_per_second: float = IBKR_SNAPSHOT_PER_SECOND
-    history_concurrency: int = DEFAULT_HISTORY_CONCURRENCY
-    tickle_per_second: float = IBKR_TICKLE_PER_SECOND
-    sso_validate_per_minute: float = IBKR_SSO_VALIDATE_PER_MINUTE
-    margin: float = DEFAULT_MARGIN
-
-    def __post_init__(self) -> None:
-        for name in (
-            "total_per_second",
-            "snapshot_per_second",
-            "tickle_per_second",
-            "sso_validate_per_minute",
-        ):
-            _positive(name, getattr(self, name))
-        concurrency = self.history_concurrency
-        if (
-            isinstance(concurrency, bool)
-            or not isinstance(concurrency, int)
-            or not 1 <= concurrency <= IBKR_HISTORY_CONCURRENCY
-        ):
-            raise ConfigError(
-                f"PacingLimits.history_concurrency must be 1, 2, 3, 4 or 5, got {concurrency!r} "
-                f"(IBKR allows {IBKR_HISTORY_CONCURRENCY} concurrent history requests; "
-                f"{DEFAULT_HISTORY_CONCURRENCY} is the safe default)"
-            )
-        margin = self.margin
-        if (
-            isinstance(margin, bool)
-            or not isinstance(margin, (int, float))
-            or not math.isfinite(margin)
-            or margin < 0
-        ):
-            raise ConfigError(f"PacingLimits.margin must be >= 0 seconds, got {margin!r}")
-
-    @classmethod
-    def conservative(cls) -> PacingLimits:
-        """60 requests per minute in total (one per second), the original design's preset;
-        the per-endpoint limits stay IBKR's."""
-        return cls(total_per_second=CONSERVATIVE_PER_MINUTE / 60.0)
-
-    def windows(self, kind: str) -> tuple[_Window, ...]:
-        """The sliding windows that apply to a request of ``kind`` (see :data:`KINDS`)."""
-        total = _window("total", self.total_per_second, 1.0, self.margin)
-        if kind == "snapshot":
-            return total, _window("snapshot", self.snapshot_per_second, 1.0, self.margin)
-        if kind == "tickle":
-            return total, _window("tickle", self.tickle_per_second, 1.0, self.margin)
-        if kind == "sso_validate":
-            return total, _window("sso_validate", self.sso_validate_per_minute, 60.0, self.margin)
-        return (total,)
+def wall_clock(clock: Clock) -> Callable[[], float]:
+    """The timestamps every process can compare, for ``clock``: ``time.time`` when ``clock``
+    is the real (monotonic) clock, else ``clock.now`` (a fake clock is its own wall clock, so
+    tests move both together)."""
+    return time.time if type(clock).now is Clock.now else clock.now
 
 
 class Pacer:
-    """Blocks each request until IBKR's limits allow it; shared by every thread of a client.
+    """Holds each request back until the gateway's limits allow it; shared by every thread of
+    a client, and through :meth:`shared` by every client and process of a gateway.
 
-    ``clock`` returns seconds (monotonic); ``sleep`` is used for time-based waits when given
-    (tests pass a fake that advances the fake clock), otherwise waits are timed
-    :meth:`threading.Condition.wait` calls. Waiting for a history concurrency slot always uses
-    the condition (it ends when another request finishes).
+    Args:
+        limits: the :class:`PacingLimits` (default: IBKR's documented limits).
+        clock: the :class:`~backtrader_ibkr_cp.timing.Clock` every wait goes through.
+        ledger: where the windows, history slots and penalty live (default: a private
+            in-memory ledger; :meth:`shared` passes the gateway's shared one).
+        wall: wall-clock seconds for the ledger's timestamps (default :func:`wall_clock`).
+        poll_interval: seconds between looks at the ledger while only another process can
+            free the place a caller waits for (randomised by +-50%).
+        penalty_jitter: the most seconds (random per caller) added to the end of a penalty.
+        random: a float in [0, 1) for the jitters (inject a constant in tests).
+        name: the gateway's budget name (:func:`~.pacing_store.gateway_key`), for messages.
 
-    Observable state: :attr:`throttled_since` (clock value since which requests are being held
-    back, None when nothing is), :attr:`waiting` (callers blocked right now),
-    :meth:`in_flight` (requests of a kind between send and answer), :attr:`sent` (requests
-    let through, per kind) and :attr:`penalty_remaining` (seconds left of a penalty).
+    Observable state: :attr:`throttled_since` (wall-clock seconds since which requests have
+    been held back, None when none are), :attr:`waiting` (callers of this pacer blocked now),
+    :meth:`in_flight` (requests of a kind between send and answer, in every process sharing
+    the ledger), :attr:`sent` (requests this pacer let through, per kind),
+    :attr:`penalty_remaining` (seconds left of a penalty) and :meth:`state` (the ledger).
     """
 
     def __init__(
         self,
         limits: PacingLimits | None = None,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] | None = None,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        ledger: PacingLedger | None = None,
+        wall: Callable[[], float] | None = None,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+        penalty_jitter: float = DEFAULT_PENALTY_JITTER,
+        random: Callable[[], float] = _random.random,
+        name: str = "",
     ) -> None:
         self.limits = limits if limits is not None else PacingLimits()
+        self.ledger = ledger if ledger is not None else PacingLedger()
+        self.name = name
+        self.poll_interval = float(poll_interval)
+        self.penalty_jitter = float(penalty_jitter)
         self._clock = clock
-        self._sleep = sleep
-        self._cond = threading.Condition()
+        self._wall = wall if wall is not None else wall_clock(clock)
+        self._random = random
+        self._lock = threading.Lock()
+        self._changed = Signal()
         self._windows = {kind: self.limits.windows(kind) for kind in KINDS}
-        self._uses: dict[str, list[_Use]] = {
-            window.name: [] for windows in self._windows.values() for window in windows
-        }
-        self._in_flight: Counter[str] = Counter()
         self._sent: Counter[str] = Counter()
         self._waiting = 0
         self._throttled_since: float | None = None
-        self._penalty_until: float | None = None
 
-    # -- observable state ----------------------------------------------------------------
+    # -- construction ----------------------------------------------------------------------
+
+    @classmethod
+    def shared(cls, key: str, limits: PacingLimits | None = None) -> Pacer:
+        """The pacer of gateway ``key`` (its URL, e.g. ``https://localhost:5000/v1/api``) in
+        this process, drawing on the budget every process shares for that gateway.
+
+        IBKR counts requests per gateway (host and port), not per client object or process,
+        so every client of one gateway must draw from one budget: there is one pacer per
+        gateway per process, whatever limits its clients were given, and its ledger is shared
+        with every other process (see the module docstring). When a client asks for stricter
+        limits than the pacer keeps, the pacer keeps the stricter of each
+        (:meth:`PacingLimits.stricter`) from then on; looser limits change nothing. Kept while
+        any client holds it.
+        """
+        name = gateway_key(key)
+        with _SHARED_LOCK:
+            pacer = _SHARED.get(name)
+            if pacer is None:
+                pacer = cls(limits, ledger=PacingLedger.for_gateway(name), name=name)
+                _SHARED[name] = pacer
+                return pacer
+        if limits is not None:
+            pacer.tighten(limits)
+        return pacer
+
+    @classmethod
+    def for_gateway(
+        cls, key: str, limits: PacingLimits | None = None, *, shared: bool | None = None
+    ) -> Pacer:
+        """The pacer a client of gateway ``key`` uses: :meth:`shared` when ``shared`` is True,
+        a private ``Pacer(limits)`` when it is False. None (the default) shares unless the
+        limits pace nothing (:attr:`PacingLimits.paces` False: a cassette replay, which
+        reaches no gateway and must neither wait for nor use up a real gateway's budget)."""
+        limits = limits if limits is not None else PacingLimits()
+        if shared is None:
+            shared = limits.paces
+        return cls.shared(key, limits) if shared else cls(limits, name=gateway_key(key))
+
+    def tighten(self, limits: PacingLimits) -> None:
+        """Keep the stricter of each of the current limits and ``limits`` from now on."""
+        with self._lock:
+            merged = self.limits.stricter(limits)
+            if merged == self.limits:
+                return
+            self.limits = merged
+            self._windows = {kind: merged.windows(kind) for kind in KINDS}
+        self._notify()
+
+    # -- observable state ------------------------------------------------------------------
+
+    @property
+    def shared_ledger(self) -> bool:
+        """True when other processes draw on this pacer's budget too."""
+        return self.ledger.shared
+
+    def state(self) -> LedgerState:
+        """The ledger now: every process's entries and the penalty."""
+        return self.ledger.state(self._wall())
 
     @property
     def throttled_since(self) -> float | None:
-        """Clock value since which requests have been held back, or None."""
-        with self._cond:
-            self._settle_throttle(self._clock())
-            return self._throttled_since
+        """Wall-clock seconds since which requests have been held back (a caller waiting here,
+        or a penalty of any process in force), or None."""
+        state = self.state()
+        with self._lock:
+            penalized = state.penalty_until is not None
+            if self._waiting == 0 and not penalized:
+                self._throttled_since = None
+                return None
+            since = [t for t in (self._throttled_since, state.penalty_since) if t is not None]
+            return min(since) if since else state.now
 
     @property
     def waiting(self) -> int:
-        """Number of callers blocked in :meth:`slot` right now."""
-        with self._cond:
+        """Number of callers blocked in :meth:`slot` of this pacer right now."""
+        with self._lock:
             return self._waiting
 
     @property
     def sent(self) -> dict[str, int]:
-        """Requests let through so far, per kind (a copy)."""
-        with self._cond:
+        """Requests this pacer let through so far, per kind (a copy)."""
+        with self._lock:
             return dict(self._sent)
 
     @property
     def penalty_remaining(self) -> float:
-        """Seconds until a :meth:`penalize` ends (0.0 when none is active)."""
-        with self._cond:
-            if self._penalty_until is None:
-                return 0.0
-            return max(0.0, self._penalty_until - self._clock())
+        """Seconds until the penalty in force ends (0.0 when none is)."""
+        return self.state().penalty_remaining
 
     def in_flight(self, kind: str) -> int:
-        """Requests of ``kind`` (``"history"``, ``"snapshot"``, ...) sent and not yet answered."""
-        with self._cond:
-            return self._in_flight[kind]
+        """Requests of ``kind`` (``"history"``, ...) sent and not yet answered, by every
+        process sharing this pacer's ledger."""
+        return self.state().in_flight(kind)
 
     def wait_time(self, path: str) -> float:
         """Seconds a request to ``path`` would wait now (0.0: it may go; ``math.inf``: it waits
-        for a request in flight to finish). Does not reserve anything."""
-        with self._cond:
-            delay = self._delay(request_kind(path), self._clock())
-            return math.inf if delay is None else delay
+        for a request in flight to finish). Reserves nothing."""
+        kind = request_kind(path)
+        with self._lock:
+            windows = self._windows[kind]
+            concurrency = self.limits.history_concurrency
+        verdict = self.ledger.admit(kind, windows, concurrency, self._wall(), reserve=False)
+        return verdict.delay
 
-    # -- control ---------------------------------------------------------------------------
+    # -- control -----------------------------------------------------------------------------
 
     @contextmanager
-    def slot(self, path: str, *, cancel: threading.Event | None = None) -> Iterator[None]:
-        """Block until a request to ``path`` may be sent, record it as sent, and (for history)
-        hold a concurrency slot until the block exits. Send the request inside the block and
-        leave it when the answer (or the failure) is in.
+    def slot(
+        self, path: str, *, cancel: _Flag | None = None, wait_out_penalty: bool = True
+    ) -> Iterator[None]:
+        """Block until a request to ``path`` may be sent, record it as sent, and hold its place
+        (and, for history, a concurrency slot) until the block exits. Send the request inside
+        the block and leave it when the answer (or the failure) is in.
 
-        When ``cancel`` is set while waiting (and :meth:`interrupt` is called), raises
-        :class:`PacingCancelled` without sending.
+        ``cancel``: a :class:`~backtrader_ibkr_cp.timing.Signal`/``CancelToken`` ends the wait
+        at once when set; a ``threading.Event`` is checked whenever the wait ends (call
+        :meth:`interrupt` after setting it). Either raises :class:`PacingCancelled`, nothing
+        sent. ``wait_out_penalty=False`` (a caller that would not retry a 429, such as a
+        command line): while a penalty is in force, raise
+        :class:`~backtrader_ibkr_cp.errors.RateLimitExceeded` at once instead of waiting,
+        nothing sent (``retry_after``: the seconds left).
         """
         kind = request_kind(path)
-        with self._cond:
-            uses = self._acquire(kind, cancel)
+        ticket = self._acquire(kind, path, cancel, wait_out_penalty)
         try:
             yield
         finally:
-            with self._cond:
-                now = self._clock()
-                for window, use in zip(self._windows[kind], uses, strict=True):
-                    use.until = now + window.seconds
-                self._in_flight[kind] -= 1
-                self._cond.notify_all()
-
-    @classmethod
-    def shared(cls, key: str, limits: PacingLimits) -> Pacer:
-        """The process-wide Pacer for gateway ``key`` (its normalised API root) and ``limits``.
-
-        IBKR counts requests per gateway (per IP), not per client object, so every client of
-        one gateway in this process must draw from one budget: two ``GatewayClient`` objects
-        (a store and a CLI call, say) would otherwise each send 10/s and together provoke a
-        429 and a 10-minute penalty. Kept while any client holds it.
-        """
-        with _SHARED_LOCK:
-            pacer = _SHARED.get((key, limits))
-            if pacer is None:
-                pacer = cls(limits)
-                _SHARED[(key, limits)] = pacer
-            return pacer
+            self.ledger.release(ticket, self._wall())
+            self._notify()
 
     def interrupt(self) -> None:
-        """Wake every waiting caller so it re-checks its ``cancel`` event."""
-        with self._cond:
-            self._cond.notify_all()
+        """Wake every waiting caller so it re-checks its ``cancel`` flag and the limits."""
+        self._notify()
 
     def penalize(self, seconds: float) -> None:
-        """Hold every request back for ``seconds`` from now (after the gateway answered 429).
-
-        A shorter penalty never shortens one already in force.
-        """
-        with self._cond:
-            now = self._clock()
-            until = now + max(0.0, seconds)
-            self._settle_throttle(now)
-            if self._penalty_until is None or until > self._penalty_until:
-                self._penalty_until = until
+        """Hold every request of every process sharing the ledger back for ``seconds`` from
+        now (after the gateway answered 429; at most 900 s). A shorter penalty never shortens
+        one already in force. Callers that do not wait out penalties fail at once."""
+        now = self._wall()
+        self.ledger.penalize(now + min(max(0.0, seconds), PENALTY_CAP), now)
+        with self._lock:
             if self._throttled_since is None:
                 self._throttled_since = now
-            self._cond.notify_all()
+        self._notify()
 
-    # -- internals (call with the lock held) ------------------------------------------------
+    # -- internals ---------------------------------------------------------------------------
 
-    def _settle_throttle(self, now: float) -> None:
-        """Forget :attr:`throttled_since` once nobody waits and no penalty is in force."""
-        penalized = self._penalty_until is not None and now < self._penalty_until
-        if self._waiting == 0 and not penalized:
-            self._throttled_since = None
+    def _notify(self) -> None:
+        """Wake every wait in progress (each waits on the signal current when it looked)."""
+        with self._lock:
+            changed, self._changed = self._changed, Signal()
+        changed.set()
 
-    def _delay(self, kind: str, now: float) -> float | None:
-        """Seconds until ``kind`` may go (0.0 = now), or None when it must wait for a request
-        in flight to finish (a history concurrency slot, or a window full of requests that are
-        still unanswered)."""
-        delay = 0.0
-        if self._penalty_until is not None and now < self._penalty_until:
-            delay = self._penalty_until - now
-        blocked = False
-        for window in self._windows[kind]:
-            uses = self._uses[window.name]
-            uses[:] = [use for use in uses if use.until > now]
-            excess = len(uses) - window.count
-            if excess >= 0:
-                free_at = sorted(use.until for use in uses)[excess]
-                if math.isinf(free_at):
-                    blocked = True
-                else:
-                    delay = max(delay, free_at - now)
-        if kind == "history" and self._in_flight["history"] >= self.limits.history_concurrency:
-            blocked = True
-        if blocked and delay == 0.0:
-            return None
-        return delay
-
-    def _acquire(self, kind: str, cancel: threading.Event | None) -> list[_Use]:
-        blocked = False
+    def _acquire(self, kind: str, path: str, cancel: _Flag | None, wait_out_penalty: bool) -> str:
+        waiting = False
+        jitter: float | None = None
+        cancel_signal = cancel if isinstance(cancel, Signal) else None
         try:
             while True:
                 if cancel is not None and cancel.is_set():
-                    raise PacingCancelled("the request was cancelled while waiting to be sent")
-                now = self._clock()
-                delay = self._delay(kind, now)
-                if delay == 0.0:
-                    break
-                if not blocked:
-                    self._settle_throttle(now)
-                    blocked = True
-                    self._waiting += 1
-                    if self._throttled_since is None:
-                        self._throttled_since = now
-                self._wait(delay)
-            uses = []
-            for window in self._windows[kind]:
-                use = _Use()
-                self._uses[window.name].append(use)
-                uses.append(use)
-            self._sent[kind] += 1
-            self._in_flight[kind] += 1
-            return uses
+                    raise PacingCancelled(
+                        f"{path}: the request was cancelled while waiting to be sent"
+                    )
+                with self._lock:
+                    changed = self._changed
+                    windows = self._windows[kind]
+                    concurrency = self.limits.history_concurrency
+                now = self._wall()
+                verdict = self.ledger.admit(kind, windows, concurrency, now)
+                if verdict.ticket is not None:
+                    with self._lock:
+                        self._sent[kind] += 1
+                    return verdict.ticket
+                if verdict.penalty > 0.0:
+                    if not wait_out_penalty:
+                        raise self._penalty_error(path, verdict.penalty)
+                    if jitter is None:
+                        jitter = self._random() * self.penalty_jitter
+                if not waiting:
+                    waiting = True
+                    with self._lock:
+                        self._waiting += 1
+                        if self._throttled_since is None:
+                            self._throttled_since = now
+                seconds = self._wait_seconds(verdict, jitter or 0.0)
+                self._clock.wait(seconds, changed, cancel_signal)
         finally:
-            if blocked:
-                self._waiting -= 1
+            if waiting:
+                with self._lock:
+                    self._waiting -= 1
 
-    def _wait(self, delay: float | None) -> None:
-        if delay is None:
-            self._cond.wait()
-        elif self._sleep is None:
-            self._cond.wait(delay)
+    def _wait_seconds(self, verdict: Verdict, jitter: float) -> float:
+        """How long to wait on a verdict: the delay (plus the caller's jitter after a penalty);
+        for a place only an in-flight request frees, until it expires, looking again every
+        poll interval when another process holds it."""
+        if math.isinf(verdict.delay):
+            if verdict.foreign:
+                seconds = min(verdict.expires_in, self.poll_interval * (0.5 + self._random()))
+            else:
+                seconds = min(verdict.expires_in, _RECHECK)
         else:
-            self._cond.release()
-            try:
-                self._sleep(delay)
-            finally:
-                self._cond.acquire()
+            seconds = verdict.delay + (jitter if verdict.penalty > 0.0 else 0.0)
+        return min(max(seconds, _MIN_WAIT), PENALTY_CAP + self.penalty_jitter)
+
+    def _penalty_error(self, path: str, remaining: float) -> RateLimitExceeded:
+        seconds = max(1, math.ceil(remaining))
+        state = self.state()
+        pid = state.penalty_pid
+        who = (
+            "this program"
+            if pid in (None, 0, os.getpid())
+            else f"another program using it (process {pid})"
+        )
+        where = f"the gateway ({self.name})" if self.name else "the gateway"
+        return RateLimitExceeded(
+            f"{path}: not sent: {where} is rate limiting (IBKR's penalty box after an HTTP 429 "
+            f"that {who} got) for {seconds} s more; wait {seconds} s before sending again, and "
+            "close other programs using this gateway meanwhile",
+            endpoint=path,
+            status=None,
+            retry_after=float(seconds),
+            sent=False,
+        )
+
+    def __repr__(self) -> str:
+        scope = "shared" if self.ledger.shared else "private"
+        return f"Pacer({self.name or 'unnamed'}, {scope}, {self.limits})"
 
 
 _SHARED_LOCK = threading.Lock()
-_SHARED: weakref.WeakValueDictionary[tuple[str, PacingLimits], Pacer] = (
-    weakref.WeakValueDictionary()
-)
+_SHARED: weakref.WeakValueDictionary[str, Pacer] = weakref.WeakValueDictionary()

@@ -16,34 +16,23 @@ from backtrader_ibkr_cp.client.pacing import (
     request_kind,
 )
 from backtrader_ibkr_cp.errors import ConfigError
+from backtrader_ibkr_cp.timing import FakeClock
 
 SNAPSHOT = "/iserver/marketdata/snapshot"
 HISTORY = "/iserver/marketdata/history"
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 def make(limits: PacingLimits | None = None) -> tuple[Pacer, FakeClock]:
-    clock = FakeClock()
-    return Pacer(limits or PacingLimits(), clock=clock, sleep=clock.sleep), clock
+    """A private pacer on a fake clock that jumps to the end of every wait (no jitter)."""
+    clock = FakeClock(0.0, autojump=True)
+    return Pacer(limits or PacingLimits(), clock=clock, random=lambda: 0.0), clock
 
 
 def send(pacer: Pacer, clock: FakeClock, path: str, n: int) -> list[float]:
     times = []
     for _ in range(n):
         with pacer.slot(path):
-            times.append(clock.now)
+            times.append(clock.now())
     return times
 
 
@@ -86,10 +75,10 @@ def test_a_request_holds_its_place_until_a_window_after_its_answer() -> None:
     its place in the window until a full window after it was answered."""
     pacer, clock = make(PacingLimits(total_per_second=1.0))
     with pacer.slot("/iserver/accounts"):
-        clock.now = 2.0  # answered two seconds later
+        clock.advance(2.0)  # answered two seconds later
         assert pacer.wait_time("/iserver/accounts") == math.inf  # in flight: no place free
     assert pacer.wait_time("/iserver/accounts") == pytest.approx(1.1)
-    clock.now = 3.1
+    clock.advance(1.1)
     assert pacer.wait_time("/iserver/accounts") == 0.0
 
 
@@ -143,7 +132,7 @@ def test_history_concurrency_blocks_until_a_request_finishes() -> None:
 def test_penalize_holds_everyone_and_is_observable() -> None:
     pacer, clock = make()
     assert pacer.throttled_since is None
-    clock.now = 10.0
+    clock.advance(10.0)
     pacer.penalize(5.0)
     assert pacer.throttled_since == 10.0
     assert pacer.penalty_remaining == pytest.approx(5.0)
@@ -151,10 +140,10 @@ def test_penalize_holds_everyone_and_is_observable() -> None:
     times = send(pacer, clock, "/iserver/accounts", 1)
     assert times == [15.0]
     pacer.penalize(1.0)  # a shorter penalty never shortens a longer one
-    clock.now = 15.5
+    clock.advance(0.5)
     pacer.penalize(0.1)
     assert pacer.penalty_remaining == pytest.approx(0.5)
-    clock.now = 20.0
+    clock.advance(4.5)
     assert pacer.throttled_since is None
     assert pacer.penalty_remaining == 0.0
 

@@ -23,16 +23,45 @@ def sim() -> Iterator[GatewaySimulator]:
         yield s
 
 
-def test_clients_of_one_gateway_share_a_pacer(sim: GatewaySimulator) -> None:
+def test_clients_of_one_gateway_share_a_pacer_with_the_stricter_limits(
+    sim: GatewaySimulator,
+) -> None:
+    """One pacer per gateway per process, whatever limits its clients were given (it was
+    keyed by limits too, so a conservative client got a budget of its own)."""
     a = GatewayClient(sim.url)
     b = GatewayClient(sim.url + "/v1/api")
-    c = GatewayClient(sim.url, pacing=PacingLimits.conservative())
+    c = GatewayClient(sim.url.replace("127.0.0.1", "localhost"), pacing=PacingLimits.conservative())
     try:
-        assert a.pacer is b.pacer
-        assert c.pacer is not a.pacer
+        assert a.pacer is b.pacer is c.pacer
+        assert a.pacer.limits == PacingLimits.conservative()
+        assert a.pacer.shared_ledger
     finally:
         for client in (a, b, c):
             client.close()
+
+
+def test_clients_with_different_history_concurrency_stay_under_the_gateways_cap() -> None:
+    """Two clients of one gateway, asking for 5 and 4 history requests in flight: together
+    they keep 4 (with a pacer each they had 9 in flight and the gateway answered 429)."""
+    start = datetime(2024, 2, 26, tzinfo=timezone.utc)
+    end = datetime(2024, 3, 5, tzinfo=timezone.utc)
+    no_wait = RetryPolicy(rate_limit_retries=0)
+    with GatewaySimulator(seed=5, start=OPEN, penalty_seconds=600) as sim:
+        sim.latency = 0.2
+        five = GatewayClient(sim.url, pacing=PacingLimits(history_concurrency=5), retry=no_wait)
+        four = GatewayClient(sim.url, retry=no_wait)
+        try:
+            with ThreadPoolExecutor(2) as pool:
+                runs = [
+                    pool.submit(client.fetch_bars, "AAPL", "1min", start, end)
+                    for client in (five, four)
+                ]
+                assert all(run.result(timeout=60) for run in runs)
+        finally:
+            five.close()
+            four.close()
+        assert sim.stats.rate_limited == 0
+        assert sim.stats.max_concurrent_history == 4
 
 
 def test_many_clients_together_never_provoke_a_429(sim: GatewaySimulator) -> None:
