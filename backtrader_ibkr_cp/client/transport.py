@@ -271,10 +271,12 @@ class Transport:
             raise error
 
     @contextlib.contextmanager
-    def _slot(self, method: str, path: str) -> Iterator[None]:
-        """The pacer's slot; TransportClosed when close() cancels the wait for it."""
+    def _slot(self, method: str, path: str, policy: RetryPolicy) -> Iterator[None]:
+        """The pacer's slot; TransportClosed when close() cancels the wait for it. A policy
+        that does not retry a 429 does not wait out a penalty either (RateLimitExceeded)."""
+        waits = _waits_out_penalty(policy)
         try:
-            with self.pacer.slot(path, cancel=self._closed):
+            with self.pacer.slot(path, cancel=self._closed, wait_out_penalty=waits):
                 yield
         except PacingCancelled as exc:
             raise TransportClosed(
@@ -292,7 +294,7 @@ class Transport:
     ) -> Any:
         call = Call(method, path, self.base_url, self.login_url)
         self.tls.before_request()
-        with self._slot(method, path):
+        with self._slot(method, path, policy):
             started = time.monotonic()
             try:
                 response = self._session.request(
@@ -316,13 +318,14 @@ class Transport:
                     raise
                 self._record(method, path, None, time.monotonic() - started)
                 raise mapped from exc
-        self._record(method, path, response.status_code, time.monotonic() - started)
-        self._note_date(response)
-        try:
-            return decode(response, call, rate_limit_wait=policy.rate_limit_wait)
-        except RateLimitExceeded as error:
-            self._penalize(error, f"{method} {path}", policy)
-            raise
+            # still in the slot: a 429 penalizes the pacer before anyone can take the slot
+            self._record(method, path, response.status_code, time.monotonic() - started)
+            self._note_date(response)
+            try:
+                return decode(response, call, rate_limit_wait=policy.rate_limit_wait)
+            except RateLimitExceeded as error:
+                self._penalize(error, f"{method} {path}", policy)
+                raise
 
     def _record(self, method: str, path: str, status: int | None, seconds: float) -> None:
         log.debug("%s %s -> %s in %.3f s", method, path, status or "no answer", seconds)
@@ -354,7 +357,10 @@ class Transport:
             after if after is not None else policy.rate_limit_wait, policy.max_retry_after
         )
         self.pacer.penalize(penalty)
-        log.warning("%s: rate limited; holding every request for %g s", where, penalty)
+        if _waits_out_penalty(policy):
+            log.warning("%s: rate limited; holding every request for %g s", where, penalty)
+        else:  # the caller gets the error; its other requests fail rather than wait
+            log.info("%s: rate limited for %g s; not waiting (no 429 retries)", where, penalty)
         self.emit(
             ClientEvent(
                 "rate_limited",
@@ -382,6 +388,12 @@ class Transport:
 
     def __repr__(self) -> str:
         return f"Transport({self.base_url!r})"
+
+
+def _waits_out_penalty(policy: RetryPolicy) -> bool:
+    """True when ``policy`` retries a 429, so its requests wait out a penalty in the pacer;
+    False (a command line): they fail with RateLimitExceeded at once instead."""
+    return policy.rate_limit_retries > 0 and "rate_limit" in policy.retry_on
 
 
 def _close_pools(session: requests.Session) -> None:
