@@ -12,7 +12,7 @@ from datetime import date, datetime, timezone
 from typing import IO, Any
 from zoneinfo import ZoneInfo
 
-from ..errors import ConfigError
+from ..errors import ConfigError, RateLimitExceeded
 from ..models import Timeframe
 from ..models.timeframe import BT_DAYS, BT_MINUTES, BT_MONTHS, BT_WEEKS
 
@@ -30,6 +30,7 @@ __all__ = [
     "parse_timeframe",
     "parse_verify",
     "print_table",
+    "rate_limited_message",
 ]
 
 #: The gateway a command talks to when neither --gateway nor $IBKR_GATEWAY_URL says otherwise.
@@ -195,14 +196,37 @@ def exchange_span(
 def make_client(args: argparse.Namespace, **kwargs: Any) -> Any:
     """A GatewayClient for ``--gateway``/``--verify``.
 
-    A command line should answer, not sit in IBKR's 10-minute penalty box: a 429 fails at
-    once with the gateway's Retry-After in the message (``rate_limit_retries=0``).
+    A command line should answer, not sit in IBKR's 10-minute penalty box: with
+    ``rate_limit_retries=0`` a 429 fails at once, and so does every other request of the
+    command that is queued or waiting then, or sent while the penalty lasts (the pacer does
+    not wait out a penalty for a caller that would not retry a 429). The client shares the
+    gateway's pacing budget with every other program on this machine, so commands run back
+    to back never together exceed IBKR's limits. See :func:`rate_limited_message`.
     """
     from ..client.retry import RetryPolicy
     from ..gateway import GatewayClient
 
     kwargs.setdefault("retry", RetryPolicy(rate_limit_retries=0))
     return GatewayClient(args.gateway, verify=args.verify, **kwargs)
+
+
+def rate_limited_message(exc: RateLimitExceeded, gateway: str | None = None) -> str:
+    """The one line a command prints when the gateway rate limits it: that it was rate
+    limited, for how long (the gateway's Retry-After, or IBKR's 10-15 minutes) and what to do.
+    """
+    where = f"the gateway at {gateway}" if gateway else "the gateway"
+    after = exc.retry_after
+    if after is None:
+        how_long = "for about 10-15 minutes (IBKR's penalty box)"
+    else:
+        seconds = max(1, round(after))
+        minutes = f" (about {round(seconds / 60)} min)" if seconds >= 120 else ""
+        how_long = f"for {seconds} s more{minutes} (Retry-After; IBKR's penalty box)"
+    return (
+        f"rate limited by {where} {how_long}: wait that long before running another "
+        "command, and close other programs using this gateway (backtests, scripts, other "
+        "ibkr-cp commands) meanwhile"
+    )
 
 
 def print_table(

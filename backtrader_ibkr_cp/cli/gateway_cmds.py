@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from ..errors import ConfigError, MarketError
+from ..errors import ConfigError, MarketError, RateLimitExceeded
 from ..models import Bar, Timeframe
 from .common import (
     BAR_HELP,
@@ -87,6 +87,8 @@ def _market_data(client: Any, symbol: str, out: IO[str]) -> None:
     try:
         contract = client.resolve(symbol)
         snapshot = client.fetch_snapshot(contract)
+    except RateLimitExceeded:
+        raise  # the gateway is rate limiting: not usable now (exit 1)
     except MarketError as exc:
         out.write(f"market data    {symbol}: unavailable ({exc})\n")
         return
