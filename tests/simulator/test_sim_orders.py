@@ -421,3 +421,24 @@ def test_order_statuses_follow_the_session(trader: Trader, trading_sim: GatewayS
     assert trader.status(saved)["order_status"] == "Inactive"
     answer, asked = trader.confirm_all(trader.modify(saved, deactivated=False))
     assert (answer[0]["order_status"], asked) == ("Submitted", ["o163"])
+
+
+def test_orders_live_on_while_the_session_is_lost_and_the_new_session_starts_cold(
+    trader: Trader, trading_sim: GatewaySimulator
+) -> None:
+    trader.post("/iserver/questions/suppress", json={"messageIds": ["o0", "o163"]})
+    trader.live_orders()  # primed in this session
+    working = trader.place_one(order_type="LMT", price=100.0)
+    pending = trader.submit(ticket(order_type="STP", price=500.0)).json()[0]["id"]  # o10331
+    trading_sim.expire_session()
+    assert trader.get("/iserver/account/orders").status_code == 401
+    trading_sim.set_time(TUESDAY.replace(hour=21, minute=0, second=0))
+    assert trading_sim.account.order(working).status == "Cancelled"  # expired meanwhile
+    trader.post("/iserver/reauthenticate")
+    assert trader.get("/iserver/account/orders").json() == QUERY_ACCOUNTS_FIRST
+    trader.get("/iserver/accounts")
+    assert trader.reply(pending).status_code == 400  # replies die with the session
+    assert trader.get("/iserver/account/orders").json() == {"orders": [], "snapshot": False}
+    (order,) = trader.get("/iserver/account/orders").json()["orders"]
+    assert (order["orderId"], order["status"]) == (working, "Cancelled")
+    assert trader.submit(ticket(order_type="LMT", price=100.0)).json()[0]["messageIds"] == ["o163"]

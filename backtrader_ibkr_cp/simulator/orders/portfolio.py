@@ -2,8 +2,10 @@
 
 ``GET /portfolio/accounts`` must come first in a session, as IBKR's docs require; IBKR does not
 document what happens otherwise, so the simulator answers every other portfolio endpoint 400
-``{"error": "Bad Request: Please query /portfolio/accounts first", "statusCode": 400}`` (the
-wording of the ``/iserver/accounts`` rule) until it has been called in the brokerage session.
+``{"error": "Bad Request: Please query /portfolio/accounts before other portfolio endpoints",
+"statusCode": 400}`` until it has been called in the brokerage session. (Worded like the
+``/iserver/accounts`` rule, but without its ``"/accounts first"``, so a client that recognises
+that rule by text does not mistake one for the other.)
 
 Positions (``/positions/{pageId}``, 100 per page, and ``/position/{conid}``) come from a cache,
 as at IBKR: a view taken at the first read, kept until ``POST /positions/invalidate`` or until it
@@ -28,6 +30,7 @@ from .money import dollars
 from .summary import Valuation, ledger_body, position_row, summary_body
 
 __all__ = [
+    "PORTFOLIO_FIRST",
     "POSITIONS_CACHE_SECONDS",
     "invalidate",
     "ledger",
@@ -38,6 +41,7 @@ __all__ = [
 ]
 
 POSITIONS_CACHE_SECONDS = 60.0
+PORTFOLIO_FIRST = "Bad Request: Please query /portfolio/accounts before other portfolio endpoints"
 PAGE_SIZE = 100
 
 
@@ -46,7 +50,7 @@ def _precheck(request: Request, ctx: SimContext) -> Response | None:
     with desk.locked():
         primed = desk.scope.portfolio_primed
     if not primed:
-        return bad_request("Bad Request: Please query /portfolio/accounts first")
+        return bad_request(PORTFOLIO_FIRST)
     account = request.params.get("account")
     if account is not None and account != desk.account:
         return bad_request(f"Bad Request: accountId is not valid: {account}")
