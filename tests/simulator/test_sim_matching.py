@@ -300,3 +300,31 @@ def _ledger(trader: Trader) -> dict[str, dict[str, float]]:
     trader.get("/portfolio/accounts")
     body: dict[str, dict[str, float]] = trader.get(f"/portfolio/{trader.account}/ledger").json()
     return body
+
+
+def test_trailing_stop_limit_keeps_its_limit_offset_to_the_stop(
+    quiet: Trader, trading_sim: GatewaySimulator
+) -> None:
+    oracle = _oracle(trading_sim)
+    horizon = TUESDAY + timedelta(hours=5)
+    now = oracle.last(AAPL, TUESDAY)
+    initial_stop, offset, trail = now - 30, -5, 25  # the limit sits 5 cents below the stop
+    stop, limit, triggered_at, filled_at = initial_stop, None, None, None
+    for instant in oracle.seconds(TUESDAY - SECOND, horizon):
+        last = oracle.last(AAPL, instant)
+        if limit is None:
+            stop = max(stop, last - trail)
+            if last <= stop:
+                limit, triggered_at = stop + offset, instant
+        if limit is not None and last - 1 >= limit:
+            filled_at = instant
+            break
+    assert triggered_at is not None and filled_at is not None
+    oid = quiet.place_one(
+        side="SELL", order_type="TRAILLMT", auxPrice=_dollars(initial_stop),
+        price=_dollars(initial_stop + offset), trailingAmt=trail / 100, trailingType="amt",
+        tif="GTC",
+    )  # fmt: skip
+    price = _fills_exactly_at(trading_sim, oid, filled_at)
+    assert limit is not None and price == _dollars(oracle.last(AAPL, filled_at) - 1)
+    assert quiet.status(oid)["order_type"] == "TRAILLMT"
