@@ -217,15 +217,15 @@ def rate_limited_message(exc: RateLimitExceeded, gateway: str | None = None) -> 
     where = f"the gateway at {gateway}" if gateway else "the gateway"
     after = exc.retry_after
     if after is None:
-        how_long = "for about 10-15 minutes (IBKR's penalty box)"
+        how_long = "for about 10-15 minutes"
     else:
         seconds = max(1, round(after))
-        minutes = f" (about {round(seconds / 60)} min)" if seconds >= 120 else ""
-        how_long = f"for {seconds} s more{minutes} (Retry-After; IBKR's penalty box)"
+        minutes = f", about {round(seconds / 60)} min" if seconds >= 120 else ""
+        how_long = f"for {seconds} s more (Retry-After{minutes})"
     return (
-        f"rate limited by {where} {how_long}: wait that long before running another "
-        "command, and close other programs using this gateway (backtests, scripts, other "
-        "ibkr-cp commands) meanwhile"
+        f"rate limited by {where} (HTTP 429, IBKR's penalty box) {how_long}: wait that long "
+        "before running another command, and close other programs using this gateway "
+        "(backtests, scripts, other ibkr-cp commands) meanwhile"
     )
 
 

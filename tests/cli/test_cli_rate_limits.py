@@ -84,7 +84,10 @@ def test_a_rate_limited_command_answers_at_once_in_one_line(tmp_path: Path) -> N
         assert done.returncode == 1
         assert done.stderr.count("\n") == 1, done.stderr
         line = done.stderr
-        assert line.startswith(f"error: rate limited by the gateway at {sim.url} for 600 s")
+        assert line.startswith(
+            f"error: rate limited by the gateway at {sim.url} (HTTP 429, IBKR's penalty box) "
+            "for 600 s more (Retry-After, about 10 min): wait that long"
+        )
         assert "wait that long" in line and "close other programs using this gateway" in line
         assert sim.stats.rate_limited == 2
         assert sim.stats.requests[HISTORY] == 4  # the queued windows were never sent
@@ -107,5 +110,6 @@ def test_status_exits_1_when_the_gateway_is_rate_limiting(
     assert main(["status", "--gateway", sim.url]) == 1
     captured = capsys.readouterr()
     assert "authenticated  yes" in captured.out
-    assert captured.err.startswith(f"error: rate limited by the gateway at {sim.url} for 1 s")
+    assert captured.err.startswith(f"error: rate limited by the gateway at {sim.url} (HTTP 429")
+    assert "for 1 s more (Retry-After)" in captured.err
     assert captured.err.count("\n") == 1
