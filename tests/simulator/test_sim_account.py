@@ -26,7 +26,7 @@ from backtrader_ibkr_cp.simulator import GatewaySimulator, SimLimits
 from backtrader_ibkr_cp.simulator.pacing import Pacer
 
 PORTFOLIO_FIRST = {
-    "error": "Bad Request: Please query /portfolio/accounts before other portfolio endpoints",
+    "error": "Bad Request: Please query /portfolio/accounts first",
     "statusCode": 400,
 }
 

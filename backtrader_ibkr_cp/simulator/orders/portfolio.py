@@ -2,10 +2,8 @@
 
 ``GET /portfolio/accounts`` must come first in a session, as IBKR's docs require; IBKR does not
 document what happens otherwise, so the simulator answers every other portfolio endpoint 400
-``{"error": "Bad Request: Please query /portfolio/accounts before other portfolio endpoints",
-"statusCode": 400}`` until it has been called in the brokerage session. (Worded like the
-``/iserver/accounts`` rule, but without its ``"/accounts first"``, so a client that recognises
-that rule by text does not mistake one for the other.)
+``{"error": "Bad Request: Please query /portfolio/accounts first", "statusCode": 400}`` (the
+wording of the ``/iserver/accounts`` rule) until it has been called in the brokerage session.
 
 Positions (``/positions/{pageId}``, 100 per page, and ``/position/{conid}``) come from a cache,
 as at IBKR: a view taken at the first read, kept until ``POST /positions/invalidate`` or until it
@@ -41,7 +39,7 @@ __all__ = [
 ]
 
 POSITIONS_CACHE_SECONDS = 60.0
-PORTFOLIO_FIRST = "Bad Request: Please query /portfolio/accounts before other portfolio endpoints"
+PORTFOLIO_FIRST = "Bad Request: Please query /portfolio/accounts first"
 PAGE_SIZE = 100
 
 
