@@ -297,16 +297,19 @@ class Transport:
         with self._slot(method, path, policy):
             started = time.monotonic()
             try:
-                response = self._session.request(
-                    method,
-                    call.url,
-                    params=params,
-                    json=body,
-                    timeout=self.timeout,
-                    verify=self.tls.verify,
-                    allow_redirects=False,
-                    headers={"Accept": "application/json"},
-                )
+                try:
+                    response = self._session.request(
+                        method,
+                        call.url,
+                        params=params,
+                        json=body,
+                        timeout=self.timeout,
+                        verify=self.tls.verify,
+                        allow_redirects=False,
+                        headers={"Accept": "application/json"},
+                    )
+                finally:
+                    self._close_late_pools()
             except requests.exceptions.RequestException as exc:
                 self._record(method, path, None, time.monotonic() - started)
                 raise failure(exc, call, timeout=self.timeout, tls=self.tls) from exc
@@ -326,6 +329,13 @@ class Transport:
             except RateLimitExceeded as error:
                 self._penalize(error, f"{method} {path}", policy)
                 raise
+
+    def _close_late_pools(self) -> None:
+        """A request that was already past its checks when :meth:`close` ran may have made a
+        new connection pool (the session had forgotten the closed ones): close it too, so a
+        closed client never leaves a connection open."""
+        if self._closed.is_set() and self._own_session:
+            _close_pools(self._session)
 
     def _record(self, method: str, path: str, status: int | None, seconds: float) -> None:
         log.debug("%s %s -> %s in %.3f s", method, path, status or "no answer", seconds)
