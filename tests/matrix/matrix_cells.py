@@ -142,9 +142,8 @@ class _Expirer(threading.Thread):
 
 
 def last_complete_bar(sim: GatewaySimulator) -> dt.datetime:
-    """Start (UTC) of the newest one-minute bar complete at the simulator's now."""
-    now = sim.now()
-    return now.replace(second=0, microsecond=0) - MINUTE
+    """Stamp (its end, UTC) of the newest one-minute bar complete at the simulator's now."""
+    return sim.now().replace(second=0, microsecond=0)
 
 
 def end_outage(sim: GatewaySimulator) -> None:
@@ -295,11 +294,14 @@ def run_cell(sim: GatewaySimulator, fault: FaultCase, phase: str, feeds: int) ->
 
 
 def truth_rows(sim: GatewaySimulator, symbol: str, rows: list[Row]) -> list[Row]:
-    """``sim.truth`` for the span ``rows`` covers, as rows."""
+    """``sim.truth`` for the span ``rows`` covers, as rows (stamped at each bar's end)."""
     if not rows:
         return []
-    bars = sim.truth(symbol, "1min", start=rows[0][0], end=rows[-1][0] + MINUTE)
-    return [(b.timestamp.astimezone(UTC), b.open, b.high, b.low, b.close, b.volume) for b in bars]
+    bars = sim.truth(symbol, "1min", start=rows[0][0] - MINUTE, end=rows[-1][0])
+    return [
+        (b.timestamp.astimezone(UTC) + MINUTE, b.open, b.high, b.low, b.close, b.volume)
+        for b in bars
+    ]
 
 
 def utc(moment: dt.datetime) -> dt.datetime:
