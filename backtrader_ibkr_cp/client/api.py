@@ -34,6 +34,8 @@ from ..models.secdef import parse_secdef_search, parse_trsrv_secdef
 from ..models.session import AuthStatus, TickleResult, parse_auth_status, parse_tickle
 from ..models.snapshot import DEFAULT_FIELDS, parse_snapshots
 from ..models.timeframe import Timeframe
+from .orders_api import OrdersApi
+from .portfolio_api import PortfolioApi
 from .retry import RetryPolicy
 from .session import AuthRecovery
 from .transport import AccountsRequired, Transport
@@ -111,8 +113,10 @@ def _has_fields(snapshot: Snapshot, fields: Sequence[str]) -> bool:
     return any(code in snapshot.raw for code in fields if code not in _PAYLOAD_KEYS)
 
 
-class ApiClient:
-    """The gateway's endpoints as methods. See the module docstring.
+class ApiClient(OrdersApi, PortfolioApi):
+    """The gateway's endpoints as methods. See the module docstring; the order, execution
+    and account endpoints are in :mod:`.orders_api`, the portfolio ones in
+    :mod:`.portfolio_api`.
 
     Args:
         transport: the :class:`Transport` to send through (shared pacing, retry, TLS).
