@@ -55,6 +55,7 @@ import weakref
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Protocol
 
 from ..errors import RateLimitExceeded
@@ -74,7 +75,7 @@ from .pacing_limits import (
     PacingLimits,
     request_kind,
 )
-from .pacing_store import gateway_key
+from .pacing_store import gateway_key, pacing_dir
 
 __all__ = [
     "CONSERVATIVE_PER_MINUTE",
@@ -191,14 +192,17 @@ class Pacer:
         with every other process (see the module docstring). When a client asks for stricter
         limits than the pacer keeps, the pacer keeps the stricter of each
         (:meth:`PacingLimits.stricter`) from then on; looser limits change nothing. Kept while
-        any client holds it.
+        any client holds it. The ledger's folder is :func:`~.pacing_store.pacing_dir` at the
+        time of the call (a process that points ``$IBKR_CP_PACING_DIR`` elsewhere, as the
+        tests do, gets a pacer on the new folder).
         """
         name = gateway_key(key)
+        folder = pacing_dir()  # a test that points $IBKR_CP_PACING_DIR elsewhere gets its own
         with _SHARED_LOCK:
-            pacer = _SHARED.get(name)
+            pacer = _SHARED.get((name, folder))
             if pacer is None:
-                pacer = cls(limits, ledger=PacingLedger.for_gateway(name), name=name)
-                _SHARED[name] = pacer
+                pacer = cls(limits, ledger=PacingLedger.for_gateway(name, folder), name=name)
+                _SHARED[(name, folder)] = pacer
                 return pacer
         if limits is not None:
             pacer.tighten(limits)
@@ -409,4 +413,4 @@ class Pacer:
 
 
 _SHARED_LOCK = threading.Lock()
-_SHARED: weakref.WeakValueDictionary[str, Pacer] = weakref.WeakValueDictionary()
+_SHARED: weakref.WeakValueDictionary[tuple[str, Path], Pacer] = weakref.WeakValueDictionary()

@@ -116,8 +116,9 @@ def test_rate_limit_fails_at_once_with_one_line(capsys: pytest.CaptureFixture[st
         code = main(["status", "--symbol", "", "--gateway", sim.url])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1
-    assert err[-1].startswith("error: POST /iserver/auth/status: the gateway refused the request")
-    assert "Retry-After" in err[-1]
+    assert len(err) == 1
+    assert err[0].startswith(f"error: rate limited by the gateway at {sim.url} (HTTP 429")
+    assert "Retry-After" in err[0] and "close other programs using this gateway" in err[0]
 
 
 def test_version_prints_the_package_version() -> None:
