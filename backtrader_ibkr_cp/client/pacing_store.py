@@ -167,12 +167,19 @@ class FileStore:
         self._tmp_path = self.directory / f".{key}.json.tmp"
         self._lock = threading.Lock()
         self._warned = False
+        self._fallback = MemoryStore()
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[dict[str, Any]]:
         assert _fcntl is not None
         with self._lock:
-            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            except OSError as exc:  # the folder went away: pace in this process, say so once
+                self._warn(f"cannot open {self.lock_path} ({exc})")
+                with self._fallback.transaction() as state:
+                    yield state
+                return
             try:
                 _fcntl.flock(fd, _fcntl.LOCK_EX)
                 before = self._read()

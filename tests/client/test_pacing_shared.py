@@ -322,14 +322,24 @@ def test_gateway_key_is_host_and_port(url: str, key: str) -> None:
     assert gateway_key(url) == key
 
 
-def test_an_unusable_folder_falls_back_to_per_process_pacing_with_a_warning(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_an_unusable_folder_falls_back_to_per_process_pacing(tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     store = open_store("unusable-1", blocker / "pacing")
     assert isinstance(store, MemoryStore) and not store.shared
     assert open_store("unusable-1", blocker / "pacing") is store  # one per gateway
+
+
+def test_a_folder_removed_under_a_running_pacer_does_not_fail_its_requests(
+    clock: FakeClock, folder: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import shutil
+
+    p = pacer(clock, ledger(folder))
+    send(p, clock, OTHER, 1)
+    shutil.rmtree(folder)
+    assert send(p, clock, OTHER, 2) == [1000.0, 1000.0]  # paced in this process from now on
+    assert "cannot open" in caplog.text
 
 
 # -- one pacer per gateway per process -------------------------------------------------------
