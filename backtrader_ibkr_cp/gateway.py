@@ -16,7 +16,6 @@ keep-alive thread together stay inside IBKR's limits. The keep-alive thread runs
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -186,9 +185,12 @@ class GatewayClient:
         return self
 
     def close(self) -> None:
-        """Stop the keep-alive thread and close the HTTP session. Safe to call twice."""
-        self.session.close()
+        """Signal the keep-alive thread, close the transport (which ends every wait and
+        request in flight of this client), then join the thread. Returns promptly; safe to
+        call twice."""
+        self.session.signal()
         self.transport.close()
+        self.session.close()
         self._started = False
 
     def __enter__(self) -> GatewayClient:
@@ -229,8 +231,8 @@ class GatewayClient:
         return self.health_check()
 
     def reconnect(self) -> bool:
-        """Re-open the brokerage session (after expiry or a competing login)."""
-        self.api.init_brokerage_session(compete=True)
+        """Re-open the brokerage session (after expiry or a competing login); raises
+        AuthenticationError saying where to log in when only a person can."""
         return self.session.ensure_authenticated().healthy
 
     def with_retry(self, max_retries: int, fn: Callable[[], T]) -> T:
@@ -239,12 +241,14 @@ class GatewayClient:
         if max_retries < 0:
             raise ConfigError(f"max_retries must be >= 0, got {max_retries}")
         policy = RetryPolicy(total=max_retries)
+        token = self.transport.cancel_token
         while True:
             try:
                 return fn()
             except MarketError as exc:
                 policy = policy.increment(exc)
-                time.sleep(policy.sleep_seconds(exc))
+                if self.transport.clock.wait(policy.sleep_seconds(exc), token):
+                    raise
 
     def server_time(self) -> datetime:
         """The gateway's clock (UTC), which may differ from the local one."""

@@ -78,7 +78,7 @@ def _live_start(after: datetime) -> datetime:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from .backtest import run_backtest
+    from ..bt.backtest import run_backtest
 
     if args.live_bars < 0 or args.speed <= 0 or args.timeout <= 0:
         raise ConfigError("--live-bars must be >= 0, --speed and --timeout > 0")
@@ -123,7 +123,7 @@ def _live_run(
 ) -> Any:
     from ..plugins import apply_simulator_instruments
     from ..simulator import GatewaySimulator
-    from .backtest import run_backtest
+    from ..bt.backtest import run_backtest
 
     start = _live_start(after)
     out.write(

@@ -81,7 +81,7 @@ def run_record(args: argparse.Namespace) -> int:
 
         result = record_client_run(args.cassette, args.symbols, args.bar, start, end, **common)
     else:
-        from .backtest import record_store_run
+        from ..bt.backtest import record_store_run
 
         result = record_store_run(args.cassette, args.symbols, args.bar, start, end, **common)
     counts = ", ".join(f"{symbol} {n} bars" for symbol, n in result.bars.items())

@@ -37,7 +37,7 @@ from .common import (
     parse_timeframe,
     print_table,
 )
-from .gateway_cmds import check_output, write_bars
+from .output import check_output, write_bars
 
 __all__ = ["REQUESTS_PER_PIECE", "add_store", "fetch_through_store", "open_store"]
 

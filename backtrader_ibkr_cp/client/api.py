@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -125,7 +124,12 @@ class ApiClient(OrdersApi, PortfolioApi):
 
     def __init__(self, transport: Transport, *, settle_timeout: float = 5.0) -> None:
         self.transport = transport
-        self.recovery = AuthRecovery(self, settle_timeout=settle_timeout)
+        self.recovery = AuthRecovery(
+            self,
+            settle_timeout=settle_timeout,
+            clock=transport.clock,
+            cancel=transport.cancel_token,
+        )
         self._lock = threading.Lock()
         self._accounts_lock = threading.Lock()
         self._accounts_generation: int | None = None
@@ -313,7 +317,8 @@ class ApiClient(OrdersApi, PortfolioApi):
         DataUnavailable naming the conids still without data."""
         ids = list(dict.fromkeys(_conid(c) for c in conids))
         codes = _fields(fields)
-        deadline = time.monotonic() + timeout
+        clock = self.transport.clock
+        deadline = clock.now() + timeout
         ready: dict[int, Snapshot] = {}
         while True:
             pending = [c for c in ids if c not in ready]
@@ -323,7 +328,7 @@ class ApiClient(OrdersApi, PortfolioApi):
             pending = [c for c in ids if c not in ready]
             if not pending:
                 return [ready[c] for c in ids]
-            if time.monotonic() + interval > deadline:
+            if clock.now() + interval > deadline:
                 raise DataUnavailable(
                     f"GET /iserver/marketdata/snapshot: no market data for conid(s) "
                     f"{', '.join(map(str, pending))} after {timeout:g} s; check the market-data "
@@ -331,7 +336,8 @@ class ApiClient(OrdersApi, PortfolioApi):
                     endpoint="/iserver/marketdata/snapshot",
                     conids=pending,
                 )
-            time.sleep(interval)
+            if clock.wait(interval, self.transport.cancel_token):
+                self.transport.cancel_token.raise_if_cancelled("waiting for market data")
 
     def unsubscribe(self, conid: int) -> bool:
         """``POST /iserver/marketdata/unsubscribe``: True when a stream was cancelled, False
@@ -359,7 +365,7 @@ class ApiClient(OrdersApi, PortfolioApi):
 
     def _note_clock(self, when: datetime) -> None:
         with self._lock:
-            now = time.monotonic()
+            now = self.transport.clock.now()
             if self._clock_ref is None or when > self._projected(self._clock_ref, now):
                 self._clock_ref = (when, now)
 
@@ -378,7 +384,7 @@ class ApiClient(OrdersApi, PortfolioApi):
             except MarketError:
                 if self.transport.server_date() is None:
                     raise
-        now = time.monotonic()
+        now = self.transport.clock.now()
         candidates = [
             self._projected(ref, now)
             for ref in (self._clock_ref, self.transport.server_date())

@@ -83,8 +83,13 @@ class Call:
     login_url: str
 
     @property
+    def shown(self) -> str:
+        """The path as messages, events and logs show it: account ids replaced."""
+        return scrub(self.path)
+
+    @property
     def where(self) -> str:
-        return f"{self.method} {self.path}"
+        return f"{self.method} {self.shown}"
 
     @property
     def url(self) -> str:
@@ -199,7 +204,7 @@ def in_band(message: str, call: Call, status: int) -> ApiError:
             f"{where}: the gateway has no data for this request ({quoted}); the window may fall "
             "outside trading hours or before the contract's history, or the contract has no "
             "market data",
-            endpoint=call.path,
+            endpoint=call.shown,
             status=status,
             gateway_message=message,
         )
@@ -207,7 +212,7 @@ def in_band(message: str, call: Call, status: int) -> ApiError:
         return AccountsRequired(
             f"{where}: the gateway wants GET /iserver/accounts first ({quoted}); call "
             "accounts() once per brokerage session, then retry",
-            endpoint=call.path,
+            endpoint=call.shown,
             status=status,
             gateway_message=message,
         )
@@ -215,7 +220,7 @@ def in_band(message: str, call: Call, status: int) -> ApiError:
         return AuthenticationError(
             f"{where}: the gateway has no authenticated session ({quoted}); log in at "
             f"{call.login_url} and retry",
-            endpoint=call.path,
+            endpoint=call.shown,
             status=status,
             gateway_message=message,
         )
@@ -223,14 +228,14 @@ def in_band(message: str, call: Call, status: int) -> ApiError:
         return RateLimitExceeded(
             f"{where}: the gateway refused the request for pacing ({quoted}); slow down "
             "(PacingLimits)",
-            endpoint=call.path,
+            endpoint=call.shown,
             status=status,
             gateway_message=message,
         )
     return ApiError(
         f"{where}: the gateway answered with an error ({quoted}); check the request's "
         "parameters (conid, symbol, bar size, period)",
-        endpoint=call.path,
+        endpoint=call.shown,
         status=status,
         gateway_message=message,
     )
@@ -244,7 +249,7 @@ def failure(
     tls: TlsPolicy,
 ) -> MarketError:
     """The error for a request that got no usable answer (``timeout`` is (connect, read))."""
-    where, root, path = call.where, call.login_url, call.path
+    where, root, path = call.where, call.login_url, call.shown
     connect, read = timeout
     if isinstance(exc, requests.exceptions.SSLError):
         return tls.failure(exc, endpoint=path)
@@ -303,7 +308,7 @@ def decode(response: requests.Response, call: Call, *, rate_limit_wait: float) -
     ``rate_limit_wait`` (seconds) is named in a 429's message when it has no Retry-After.
     """
     status = response.status_code
-    where, path = call.where, call.path
+    where, path = call.where, call.shown
     if status == 401:
         text = gateway_message(response)
         raise AuthenticationError(
@@ -352,7 +357,7 @@ def _json(response: requests.Response, call: Call) -> Any:
         raise DataIntegrityError(
             f"{call.where}: the gateway answered HTTP {response.status_code} with an empty "
             "body, expected JSON; retrying; restart the gateway if it persists",
-            endpoint=call.path,
+            endpoint=call.shown,
         )
     try:
         data = json.loads(content)
@@ -360,7 +365,7 @@ def _json(response: requests.Response, call: Call) -> Any:
         raise DataIntegrityError(
             f"{call.where}: the gateway answered a malformed or truncated JSON body "
             f"({len(content)} bytes: {exc}); retrying; restart the gateway if it persists",
-            endpoint=call.path,
+            endpoint=call.shown,
         ) from exc
     if isinstance(data, dict):
         error = data.get("error")
@@ -382,7 +387,7 @@ def _rate_limited(
         f"{call.where}: the gateway refused the request for pacing (HTTP 429"
         f"{f': {text!r}' if text else ''}); wait {wait} before sending again and lower the "
         "request rate (PacingLimits); repeated violations can get the IP blocked",
-        endpoint=call.path,
+        endpoint=call.shown,
         status=429,
         gateway_message=text,
         retry_after=retry_after,
@@ -408,7 +413,7 @@ def _client_error(response: requests.Response, call: Call) -> ApiError:
     said = f": {text!r}" if text else ""
     return ApiError(
         f"{call.where}: the gateway rejected the request (HTTP {status}{said}); {hint}",
-        endpoint=call.path,
+        endpoint=call.shown,
         status=status,
         gateway_message=text,
     )

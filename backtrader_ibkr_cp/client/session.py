@@ -19,21 +19,35 @@ person can log in again on the gateway's page.
 from __future__ import annotations
 
 import logging
+import math
 import threading
-import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from ..errors import AuthenticationError, ConfigError, MarketError
 from ..models.session import AuthStatus, TickleResult
-from .transport import ClientEvent
+from ..timing import SYSTEM_CLOCK, Cancelled, Clock, Signal
+from .transport import ClientEvent, Transport
 
-if TYPE_CHECKING:
-    from .api import ApiClient
-
-__all__ = ["AuthRecovery", "SessionKeeper"]
+__all__ = ["AuthRecovery", "SessionApi", "SessionKeeper"]
 
 log = logging.getLogger(__name__)
+
+
+class SessionApi(Protocol):
+    """What the session layer needs of :class:`~.api.ApiClient` (which owns an
+    :class:`AuthRecovery` and passes itself in)."""
+
+    @property
+    def transport(self) -> Transport: ...
+
+    @property
+    def recovery(self) -> AuthRecovery: ...
+
+    def auth_status(self) -> AuthStatus: ...
+
+    def init_brokerage_session(self, compete: bool = True) -> AuthStatus: ...
+
+    def tickle(self) -> TickleResult: ...
 
 
 class AuthRecovery:
@@ -44,7 +58,8 @@ class AuthRecovery:
         settle_timeout: seconds to wait, after ``ssodh/init``, for the auth status to say
             authenticated (the gateway needs a moment).
         poll_interval: seconds between auth-status checks meanwhile.
-        clock, sleep: injectable time (monotonic seconds) for tests.
+        clock: time and waits (a fake one in tests).
+        cancel: ends every wait (the client is closing).
 
     ``reopen`` (default True) may be set to False for diagnostics that must not act: a
     missing or competing session is then reported (AuthenticationError) and ``ssodh/init``
@@ -53,12 +68,12 @@ class AuthRecovery:
 
     def __init__(
         self,
-        api: ApiClient,
+        api: SessionApi,
         *,
         settle_timeout: float = 5.0,
         poll_interval: float = 0.25,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
+        clock: Clock = SYSTEM_CLOCK,
+        cancel: Signal | None = None,
     ) -> None:
         if settle_timeout < 0 or poll_interval <= 0:
             raise ConfigError(
@@ -69,9 +84,10 @@ class AuthRecovery:
         self.settle_timeout = settle_timeout
         self.poll_interval = poll_interval
         self._clock = clock
-        self._sleep = sleep
+        self._cancel = cancel
         self._lock = threading.Lock()
         self._generation = 0
+        self._recovering: Signal | None = None
         self._last_failure: AuthenticationError | None = None
         self.recoveries = 0
         self.reopen = True
@@ -140,82 +156,105 @@ class AuthRecovery:
             status = self._api.init_brokerage_session(compete=True)
         except AuthenticationError as exc:
             raise self.login_error(endpoint=exc.endpoint, detail=exc.gateway_message or "") from exc
-        deadline = self._clock() + self.settle_timeout
+        deadline = self._clock.now() + self.settle_timeout
         while not (status.authenticated and not status.competing):
-            if self._clock() >= deadline:
+            if self._clock.now() >= deadline:
                 raise self.login_error(
                     endpoint="/iserver/auth/ssodh/init", detail=status.message or status.fail
                 )
-            self._sleep(self.poll_interval)
+            self._wait(self.poll_interval)
             status = self._api.auth_status()
         return status
+
+    def _wait(self, seconds: float, *signals: Signal) -> None:
+        cancel = self._cancel
+        if self._clock.wait(seconds, cancel, *signals) and cancel is not None and cancel.is_set():
+            raise Cancelled("reopening the brokerage session was cancelled: the client closed")
 
     def recover(self, seen_generation: int, error: MarketError | None = None) -> None:
         """Reopen the session after ``error`` unless another thread already did since
         ``seen_generation``. Raises AuthenticationError when it cannot (a person must log
-        in); the other threads that lost the session with it get the same answer without
-        another attempt."""
+        in); the other threads that lost the session with it wait for that one attempt (no
+        lock is held while it runs) and get the same answer."""
         with self._lock:
-            if self._generation != seen_generation:
-                if self._last_failure is not None:
-                    failure = self._last_failure
-                    raise AuthenticationError(
-                        failure.message,
-                        endpoint=failure.endpoint,
-                        status=failure.status,
-                        gateway_message=failure.gateway_message,
-                    ) from failure
-                return
-            self._generation += 1
-            transport = self._api.transport
-            reason = str(error) if error is not None else "the gateway reports no session"
-            transport.emit(
-                ClientEvent(
-                    "session_lost",
-                    f"brokerage session lost ({reason}); reopening it",
-                    {"endpoint": getattr(error, "endpoint", None)},
-                )
+            mine = self._generation == seen_generation
+            if mine:
+                self._generation += 1
+                self._recovering = Signal()
+            running = self._recovering
+        if not mine:
+            if running is not None:
+                self._wait(math.inf, running)
+            with self._lock:
+                failure = self._last_failure
+            if failure is not None:
+                raise AuthenticationError(
+                    failure.message,
+                    endpoint=failure.endpoint,
+                    status=failure.status,
+                    gateway_message=failure.gateway_message,
+                ) from failure
+            return
+        assert running is not None
+        try:
+            self._reopen(error)
+        finally:
+            with self._lock:
+                self._recovering = None
+            running.set()
+
+    def _reopen(self, error: MarketError | None) -> None:
+        transport = self._api.transport
+        reason = str(error) if error is not None else "the gateway reports no session"
+        transport.emit(
+            ClientEvent(
+                "session_lost",
+                f"brokerage session lost ({reason}); reopening it",
+                {"endpoint": getattr(error, "endpoint", None)},
             )
-            try:
-                status = self.ensure_authenticated()
-            except AuthenticationError as exc:
+        )
+        try:
+            status = self.ensure_authenticated()
+        except AuthenticationError as exc:
+            with self._lock:
                 self._last_failure = exc
-                log.warning("%s", exc)
-                raise
+            log.warning("%s", exc)
+            raise
+        with self._lock:
             self._last_failure = None
             self.recoveries += 1
-            log.info("brokerage session reopened (%s)", status.message or "authenticated")
-            transport.emit(
-                ClientEvent(
-                    "reauthenticated",
-                    "brokerage session reopened",
-                    {"generation": self._generation, "competing": status.competing},
-                )
+            generation = self._generation
+        log.info("brokerage session reopened (%s)", status.message or "authenticated")
+        transport.emit(
+            ClientEvent(
+                "reauthenticated",
+                "brokerage session reopened",
+                {"generation": generation, "competing": status.competing},
             )
+        )
 
 
 class SessionKeeper:
     """The keep-alive thread for one :class:`~.api.ApiClient`.
 
     :meth:`start` runs a daemon thread that tickles every ``tickle_interval`` seconds (IBKR:
-    about once a minute; the session drops after ~5 idle minutes) using ``event.wait`` so
-    :meth:`close` stops it at once; :meth:`close` joins it. Calling :meth:`start` twice is
+    about once a minute; the session drops after ~5 idle minutes), waiting on the clock so
+    :meth:`close` ends the wait at once; :meth:`close` signals, then joins (the owner closes
+    the transport in between, which ends a tickle in flight). Calling :meth:`start` twice is
     harmless, and :meth:`start` after :meth:`close` starts a new thread.
 
     Args:
         api: the client to keep alive.
         tickle_interval: seconds between tickles (> 0).
-        event: the stop event (injectable for tests); ``event.wait(interval)`` paces the loop.
-        clock: monotonic seconds, for :attr:`last_tickle`.
+        clock: time and waits (a fake one in tests); also stamps :attr:`last_tickle`.
     """
 
     def __init__(
         self,
-        api: ApiClient,
+        api: SessionApi,
         tickle_interval: float = 60.0,
         *,
-        event: threading.Event | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         if not tickle_interval > 0:
             raise ConfigError(
@@ -223,8 +262,8 @@ class SessionKeeper:
             )
         self._api = api
         self.tickle_interval = float(tickle_interval)
-        self._stop = event if event is not None else threading.Event()
         self._clock = clock
+        self._stop = Signal()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self.tickles = 0
@@ -246,9 +285,15 @@ class SessionKeeper:
         with self._lock:
             if self.running:
                 return
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name="ibkr-cp-keepalive", daemon=True)
+            stop = self._stop = Signal()
+            self._thread = threading.Thread(
+                target=self._run, args=(stop,), name="ibkr-cp-keepalive", daemon=True
+            )
             self._thread.start()
+
+    def signal(self) -> None:
+        """Ask the thread to stop (returns at once; :meth:`close` also joins)."""
+        self._stop.set()
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop the thread and wait up to ``timeout`` seconds for it to end. Safe to call
@@ -266,8 +311,8 @@ class SessionKeeper:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.tickle_interval):
+    def _run(self, stop: Signal) -> None:
+        while not self._clock.wait(self.tickle_interval, stop):
             self.tickle_once()
 
     def tickle_once(self) -> TickleResult | None:
@@ -287,7 +332,7 @@ class SessionKeeper:
             self._failed(exc)
             return None
         self.tickles += 1
-        self.last_tickle = self._clock()
+        self.last_tickle = self._clock.now()
         self.last_result = result
         if not result.authenticated or result.competing:
             state = "competing" if result.competing else "not authenticated"

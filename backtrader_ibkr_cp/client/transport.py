@@ -31,6 +31,7 @@ from typing import Any
 import requests
 
 from ..errors import ConfigError, MarketError, RateLimitExceeded
+from ..timing import SYSTEM_CLOCK, CancelToken, Clock
 from .pacing import Pacer, PacingCancelled
 from .responses import AccountsRequired, Call, decode, failure, scrub
 from .retry import RetryPolicy, retry_cause
@@ -57,6 +58,24 @@ EVENT_KINDS = (
     "session_lost",
     "keepalive_failed",
 )
+
+
+class _ScrubbedLog(logging.Filter):
+    """Replaces account ids in the records of urllib3's connection log (it logs every
+    request line at DEBUG, order paths included)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.args:
+            record.msg = record.getMessage()
+            record.args = None
+        if isinstance(record.msg, str):
+            record.msg = scrub(record.msg)
+        return True
+
+
+_URLLIB3_LOG = logging.getLogger("urllib3.connectionpool")
+if not any(isinstance(f, _ScrubbedLog) for f in _URLLIB3_LOG.filters):
+    _URLLIB3_LOG.addFilter(_ScrubbedLog())
 
 
 class TransportClosed(MarketError):
@@ -113,7 +132,8 @@ class Transport:
         retry: the default :class:`RetryPolicy` (default ``RetryPolicy()``).
         allow_insecure_http: allow ``http://`` to a non-loopback host.
         on_event: a first listener (see :meth:`add_listener`).
-        sleep: waits between retries (default: an interruptible wait that :meth:`close` ends).
+        clock: waits between retries go through it and end when :meth:`close` cancels
+            :attr:`cancel_token` (a fake clock in tests).
     """
 
     def __init__(
@@ -127,7 +147,7 @@ class Transport:
         retry: RetryPolicy | None = None,
         allow_insecure_http: bool = False,
         on_event: Listener | None = None,
-        sleep: Callable[[float], None] | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.tls = TlsPolicy.build(verify, base_url, allow_insecure_http)
         self.timeout = _timeouts(timeout)
@@ -136,8 +156,11 @@ class Transport:
         self._own_session = session is None
         self._session = session if session is not None else requests.Session()
         self.tls.mount(self._session, own=self._own_session)
-        self._sleep = sleep
-        self._closed = threading.Event()
+        self._clock = clock
+        #: Cancelled by :meth:`close`: ends every wait of this client (pacing, retries,
+        #: session recovery).
+        self.cancel_token = CancelToken()
+        self._closed = self.cancel_token
         self._lock = threading.Lock()
         self._listeners: tuple[Listener, ...] = (on_event,) if on_event is not None else ()
         self._server_date: tuple[datetime, float] | None = None
@@ -161,12 +184,17 @@ class Transport:
         return self._session
 
     @property
+    def clock(self) -> Clock:
+        """The clock every wait of this transport (and its session recovery) uses."""
+        return self._clock
+
+    @property
     def closed(self) -> bool:
         return self._closed.is_set()
 
     def server_date(self) -> tuple[datetime, float] | None:
         """The last HTTP ``Date`` header seen (UTC, whole seconds: the gateway's clock was at
-        or after it) and the ``time.monotonic()`` when it arrived; None before any answer."""
+        or after it) and the :attr:`clock` time when it arrived; None before any answer."""
         with self._lock:
             return self._server_date
 
@@ -224,6 +252,7 @@ class Transport:
         (see the module docstring) when the policy gives up; TransportClosed after close().
         """
         method = method.upper()
+        shown = scrub(path)  # what messages, events and logs say: never an account id
         if not path.startswith("/"):
             raise ConfigError(f"path {path!r} must start with '/', e.g. '/iserver/accounts'")
         if method == "POST" and json is None:
@@ -232,15 +261,15 @@ class Transport:
         while True:
             if self._closed.is_set():
                 raise TransportClosed(
-                    f"{method} {path}: this client was closed; create a new one",
-                    endpoint=path,
+                    f"{method} {shown}: this client was closed; create a new one",
+                    endpoint=shown,
                 )
             try:
                 return self._send(method, path, params, json, policy)
             except MarketError as error:
                 policy = policy.increment(error)
                 delay = policy.sleep_seconds(error)
-                self._announce_retry(method, path, error, policy, delay)
+                self._announce_retry(method, shown, error, policy, delay)
                 self._wait(delay, error)
 
     def _announce_retry(
@@ -265,9 +294,7 @@ class Transport:
         )
 
     def _wait(self, seconds: float, error: MarketError) -> None:
-        if self._sleep is not None:
-            self._sleep(seconds)
-        elif self._closed.wait(seconds):
+        if self._clock.wait(seconds, self._closed):
             raise error
 
     @contextlib.contextmanager
@@ -280,8 +307,9 @@ class Transport:
                 yield
         except PacingCancelled as exc:
             raise TransportClosed(
-                f"{method} {path}: this client was closed while the request waited to be sent",
-                endpoint=path,
+                f"{method} {scrub(path)}: this client was closed while the request waited to "
+                "be sent",
+                endpoint=scrub(path),
             ) from exc
 
     def _send(
@@ -311,7 +339,7 @@ class Transport:
                 finally:
                     self._close_late_pools()
             except requests.exceptions.RequestException as exc:
-                self._record(method, path, None, time.monotonic() - started)
+                self._record(method, call.shown, None, time.monotonic() - started)
                 raise failure(exc, call, timeout=self.timeout, tls=self.tls) from exc
             except MarketError:
                 raise
@@ -319,15 +347,15 @@ class Transport:
                 mapped = self._map_foreign(exc)
                 if mapped is None:
                     raise
-                self._record(method, path, None, time.monotonic() - started)
+                self._record(method, call.shown, None, time.monotonic() - started)
                 raise mapped from exc
             # still in the slot: a 429 penalizes the pacer before anyone can take the slot
-            self._record(method, path, response.status_code, time.monotonic() - started)
+            self._record(method, call.shown, response.status_code, time.monotonic() - started)
             self._note_date(response)
             try:
                 return decode(response, call, rate_limit_wait=policy.rate_limit_wait)
             except RateLimitExceeded as error:
-                self._penalize(error, f"{method} {path}", policy)
+                self._penalize(error, call.where, policy)
                 raise
 
     def _close_late_pools(self) -> None:
@@ -358,7 +386,7 @@ class Transport:
         if when.tzinfo is None:
             when = when.replace(tzinfo=timezone.utc)
         with self._lock:
-            self._server_date = (when.astimezone(timezone.utc), time.monotonic())
+            self._server_date = (when.astimezone(timezone.utc), self._clock.now())
 
     def _penalize(self, error: RateLimitExceeded, where: str, policy: RetryPolicy) -> None:
         """Hold every request of this pacer back after a 429 (IBKR's penalty box)."""
@@ -384,7 +412,7 @@ class Transport:
     def close(self) -> None:
         """Stop: later requests raise TransportClosed, waits between retries end now, and the
         session is closed if this transport created it. Safe to call twice."""
-        self._closed.set()
+        self._closed.cancel("the client was closed")
         self.pacer.interrupt()
         if self._own_session:
             _close_pools(self._session)

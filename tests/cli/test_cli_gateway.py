@@ -122,7 +122,7 @@ def test_a_failed_recording_leaves_no_file(
 def test_record_through_the_store_replays_the_same_backtest(
     sim: GatewaySimulator, tmp_path: Path
 ) -> None:
-    from backtrader_ibkr_cp.cli.backtest import run_backtest
+    from backtrader_ibkr_cp.bt.backtest import run_backtest
 
     path = tmp_path / "store.json"
     start = datetime(2024, 2, 26, tzinfo=timezone.utc)

@@ -47,6 +47,8 @@ ACCOUNT = "DU0000000"
 PLACE = f"/iserver/account/{ACCOUNT}/orders"
 LIVE = "/iserver/account/orders"
 FAST_RETRY = RetryPolicy(backoff_factor=0.01, jitter=0.0)
+#: The simulator's own log: IBKR's side of the wire, which knows the account.
+SIMULATOR_LOG = "backtrader_ibkr_cp.simulator"
 #: The simulator without its 1-per-5-s limits (for tests that are not about them).
 RELAXED = SimLimits(live_orders_per_5s=1000, trades_per_5s=1000, portfolio_accounts_per_5s=1000)
 
@@ -534,3 +536,21 @@ def test_back_to_back_live_orders_wait_instead_of_earning_a_429() -> None:
         assert sim.stats.rate_limited == 0 and sim.stats.requests[LIVE] == 2
         assert api.transport.pacer.sent["live_orders"] == 2
         assert sum(w for w in clock.waits if math.isfinite(w)) >= 5.0
+
+
+def test_events_and_logs_of_an_order_request_never_carry_the_account_id(
+    api: ApiClient, sim: GatewaySimulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Bug: the transport's request events and debug log (and urllib3's) showed the full
+    path, /iserver/account/<account id>/orders, so an account id reached logs and metrics."""
+    events: list[object] = []
+    api.transport.add_listener(events.append)
+    caplog.set_level("DEBUG")
+    ticket = OrderTicket(conid=aapl(sim), side="BUY", quantity=1, order_type="LMT",
+                         price=round(last_price(sim) * 0.99, 2), coid="logs-1")  # fmt: skip
+    confirm(api, api.place_orders(ACCOUNT, [ticket]))
+    api.live_orders()
+    client_side = [r for r in caplog.records if not r.name.startswith(SIMULATOR_LOG)]
+    assert events and client_side
+    shown = " ".join(repr(e) for e in events) + " ".join(r.getMessage() for r in client_side)
+    assert ACCOUNT not in shown and "/iserver/account/<account>/orders" in shown

@@ -1,7 +1,5 @@
-"""Run a backtrader backtest through ``IBKRCPStore``: used by ``ibkr-cp record`` and ``demo``.
-
-The CLI is the application layer, so it may import backtrader (lazily, inside functions).
-"""
+"""Run a backtrader backtest through ``IBKRCPStore``: what ``ibkr-cp record`` and ``ibkr-cp demo``
+run (the demo strategy, recording a store run into a cassette)."""
 
 from __future__ import annotations
 
@@ -155,7 +153,7 @@ def run_backtest(
     """
     import backtrader as bt
 
-    from ..bt import IBKRCPStore
+    from .store import IBKRCPStore
 
     tf = Timeframe.parse(timeframe)
     result = BacktestResult()
