@@ -228,7 +228,9 @@ def test_cell(cell_sim: GatewaySimulator, fault: FaultCase, phase: str, feeds: i
 class ConfirmOfFirstLiveBar(bt.Strategy):  # type: ignore[misc]
     """At LIVE (09:31:50, clock at real time), corrupt the next history answer and move the
     clock to 09:32:05: the next answer is the confirmation of the 09:31 bar, ``[09:30, 09:31,
-    09:32 forming]``, whose middle bar (the one the simulator corrupts) is 09:31 itself."""
+    09:32 forming]``, whose middle bar (the one the simulator corrupts) is 09:31 itself. The
+    run stops once the 09:31 bar and the store message about the dropped bar were both seen
+    (the message is queued before the bar, but Cerebro may deliver it one cycle later)."""
 
     params = (("sim", None),)
 
@@ -236,9 +238,11 @@ class ConfirmOfFirstLiveBar(bt.Strategy):  # type: ignore[misc]
         self.rows: list[tuple[Any, ...]] = []
         self.statuses: list[str] = []
         self.messages: list[str] = []
+        self.confirmed = False
 
     def notify_store(self, msg: Any, *args: Any, **kwargs: Any) -> None:
         self.messages.append(str(msg))
+        self._stop_when_done()
 
     def notify_data(self, data: Any, status: int, *args: Any, **kwargs: Any) -> None:
         self.statuses.append(data._getstatusname(status))
@@ -251,6 +255,11 @@ class ConfirmOfFirstLiveBar(bt.Strategy):  # type: ignore[misc]
         when = bt.num2date(d.datetime[0]).replace(tzinfo=UTC)
         self.rows.append((when, d.open[0], d.high[0], d.low[0], d.close[0], d.volume[0]))
         if when == utc(dt.datetime(2024, 3, 5, 9, 32)):  # the 09:31 bar, stamped at its end
+            self.confirmed = True
+            self._stop_when_done()
+
+    def _stop_when_done(self) -> None:
+        if self.confirmed and any("dropped an invalid bar" in m for m in self.messages):
             self.env.runstop()
 
 

@@ -7,9 +7,10 @@ import threading
 from typing import Any
 
 import backtrader as bt
+import pytest
 from matrix_cells import HISTORY, SESSION_OPEN, UTC, truth_rows, utc
 
-from backtrader_ibkr_cp import IBKRCPStore
+from backtrader_ibkr_cp import DataUnavailable, IBKRCPStore
 from backtrader_ibkr_cp.simulator import GatewaySimulator
 
 
@@ -34,15 +35,15 @@ class Rows(bt.Strategy):  # type: ignore[misc]
 
 
 def historical_run(sim: GatewaySimulator, **store: Any) -> Rows:
-    """AAPL one-minute bars 09:30-09:39 New York, historical only; ``runonce=False`` so that
-    notifications reach the strategy."""
+    """AAPL one-minute bars 09:30-09:39 New York (stamped 09:31-09:40, at their ends),
+    historical only; ``runonce=False`` so that notifications reach the strategy."""
     cerebro = bt.Cerebro(stdstats=False)
     data = IBKRCPStore(gateway_url=sim.url, poll_interval=0.25, timeout=0.5, **store).getdata(
         dataname="AAPL",
         timeframe=bt.TimeFrame.Minutes,
         compression=1,
         fromdate=SESSION_OPEN,
-        todate=dt.datetime(2024, 3, 5, 9, 39),
+        todate=dt.datetime(2024, 3, 5, 9, 40),
         historical=True,
     )
     cerebro.adddata(data, name="AAPL")
@@ -58,7 +59,7 @@ def historical_run(sim: GatewaySimulator, **store: Any) -> Rows:
 
 
 def assert_ten_true_bars(sim: GatewaySimulator, rows: list[Any]) -> None:
-    assert len(rows) == 10 and rows[0][0] == utc(SESSION_OPEN)
+    assert len(rows) == 10 and rows[0][0] == utc(SESSION_OPEN) + dt.timedelta(minutes=1)
     assert rows == truth_rows(sim, "AAPL", rows)
 
 
@@ -79,12 +80,13 @@ def test_a_span_that_stays_empty_is_reported(
     no_thread_leak: None, frozen_weekday: GatewaySimulator
 ) -> None:
     """Bug (same): a span with bars that the gateway keeps answering "No data." for was
-    dropped without a word; now notify_store says which span got no bars and why that may be."""
+    dropped without a word. A historical run now raises DataUnavailable saying which span got
+    no bars and what to check (a live backfill says it through notify_store and goes on)."""
     frozen_weekday.inject("no_data", 100, path=HISTORY)
-    strategy = historical_run(frozen_weekday)
-    assert strategy.rows == []
-    said = " | ".join(strategy.messages)
-    assert "no bars" in said and "14:30" in said, said
+    with pytest.raises(DataUnavailable) as raised:
+        historical_run(frozen_weekday)
+    said = str(raised.value)
+    assert "No data." in said and "14:30" in said and "permission" in said, said
 
 
 def test_strict_mode_retries_a_malformed_answer_instead_of_stopping(
