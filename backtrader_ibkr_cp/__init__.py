@@ -8,7 +8,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .client.pacing import PacingLimits
+from .client.retry import RetryPolicy
+from .client.transport import ClientEvent
 from .errors import (
+    AccountsRequired,
+    AmbiguousContract,
     ApiError,
     AuthenticationError,
     BarStoreCorrupt,
@@ -16,20 +21,27 @@ from .errors import (
     BarStoreLookupError,
     BarStoreVersionError,
     BarStoreWriteError,
+    Cancelled,
     CassetteCorrupt,
     CassetteError,
     CassetteMiss,
     CassetteNotFound,
     ConfigError,
+    ContractNotFound,
     DataIntegrityError,
     DataUnavailable,
     GatewayConnectionError,
+    InvalidBarStop,
     MarketError,
     NetworkError,
+    OrderOutcomeUnknown,
+    PacingCancelled,
     RateLimitExceeded,
     RequestTimeout,
+    TlsError,
+    TransportClosed,
 )
-from .gateway import GatewayClient, SymbolLike
+from .gateway import ClientHooks, GatewayClient, SymbolLike
 from .models import (
     Availability,
     Bar,
@@ -45,10 +57,20 @@ from .version import __version__
 
 if TYPE_CHECKING:
     from .barstore import BarStore
+    from .bt import IBKRCPData, IBKRCPStore
+    from .cassettes import Cassette
 
-_LAZY = {"IBKRCPStore": ".bt", "IBKRCPData": ".bt", "BarStore": ".barstore"}
+#: Imported on first use: backtrader, pyarrow and vcrpy are slow to import.
+_LAZY = {
+    "IBKRCPStore": ".bt",
+    "IBKRCPData": ".bt",
+    "BarStore": ".barstore",
+    "Cassette": ".cassettes",
+}
 
 __all__ = [
+    "AccountsRequired",
+    "AmbiguousContract",
     "ApiError",
     "AuthenticationError",
     "Availability",
@@ -60,12 +82,17 @@ __all__ = [
     "BarStoreVersionError",
     "BarStoreWriteError",
     "BarValidator",
+    "Cancelled",
+    "Cassette",
     "CassetteCorrupt",
     "CassetteError",
     "CassetteMiss",
     "CassetteNotFound",
+    "ClientEvent",
+    "ClientHooks",
     "ConfigError",
     "Contract",
+    "ContractNotFound",
     "DataIntegrityError",
     "DataUnavailable",
     "GatewayClient",
@@ -73,15 +100,22 @@ __all__ = [
     "IBKRCPData",
     "IBKRCPStore",
     "InvalidBar",
+    "InvalidBarStop",
     "MarketError",
     "NetworkError",
+    "OrderOutcomeUnknown",
+    "PacingCancelled",
+    "PacingLimits",
     "Quote",
     "RateLimitExceeded",
     "RequestTimeout",
+    "RetryPolicy",
     "Snapshot",
     "SymbolLike",
     "Tick",
     "Timeframe",
+    "TlsError",
+    "TransportClosed",
     "__version__",
 ]
 
@@ -99,8 +133,8 @@ GatewayClient.plugin_hooks = _plugin_hooks
 
 
 def __getattr__(name: str) -> Any:
-    """Import the backtrader-based classes and the bar store (pyarrow) on first use: importing
-    backtrader or pyarrow is slow."""
+    """Import the backtrader classes, the bar store (pyarrow) and cassettes (vcrpy) on first
+    use."""
     module = _LAZY.get(name)
     if module is not None:
         import importlib

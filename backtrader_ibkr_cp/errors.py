@@ -5,20 +5,28 @@ Every error this package raises is a :class:`MarketError`. Third-party exception
 ``raise ... from``::
 
     MarketError
+     ├── Cancelled                a wait or operation was cancelled (the client is closing)
+     │    └── PacingCancelled          a request waiting for its pacing slot
+     ├── TransportClosed          the client was closed; make a new one
      ├── ConfigError              bad argument or setting, raised before any I/O (also ValueError)
+     │    ├── AmbiguousContract        several listings match a symbol (candidates)
      │    └── CassetteError            a cassette cannot serve the run (names the file)
      │         ├── CassetteNotFound         the file does not exist
      │         ├── CassetteCorrupt          empty, not JSON, or not a cassette
      │         └── CassetteMiss             a request is not in the cassette
      ├── NetworkError             the request did not get a usable HTTP answer
+     │    ├── TlsError                 handshake failed or certificate not trusted (not retried)
      │    ├── GatewayConnectionError   refused, reset or closed (also ConnectionError)
      │    ├── RequestTimeout           no answer within the timeout (also TimeoutError)
      │    └── OrderOutcomeUnknown      an order request got no usable answer; not re-sent
      ├── ApiError                 the gateway answered with an error (status, endpoint)
      │    ├── AuthenticationError      not logged in, session expired, competing session
      │    ├── RateLimitExceeded        429 / penalty box (carries retry_after seconds)
+     │    ├── AccountsRequired         /iserver/accounts first (handled by the client)
      │    └── DataUnavailable          "No data.", unknown contract, no market-data permission
+     │         └── ContractNotFound         no listing matches a symbol or conid
      ├── DataIntegrityError       the gateway's data is malformed or fails validation
+     │    └── InvalidBarStop           strict=True and an invalid bar: the feed stops
      └── BarStoreError            a bar store file or folder cannot be used (path)
           ├── BarStoreCorrupt          truncated, foreign or inconsistent store file
           ├── BarStoreVersionError     written by a newer store format version
@@ -30,9 +38,12 @@ Each message says what happened and what to do next.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 __all__ = [
+    "AccountsRequired",
+    "AmbiguousContract",
     "ApiError",
     "AuthenticationError",
     "BarStoreCorrupt",
@@ -40,19 +51,25 @@ __all__ = [
     "BarStoreLookupError",
     "BarStoreVersionError",
     "BarStoreWriteError",
+    "Cancelled",
     "CassetteCorrupt",
     "CassetteError",
     "CassetteMiss",
     "CassetteNotFound",
     "ConfigError",
+    "ContractNotFound",
     "DataIntegrityError",
     "DataUnavailable",
     "GatewayConnectionError",
+    "InvalidBarStop",
     "MarketError",
     "NetworkError",
     "OrderOutcomeUnknown",
+    "PacingCancelled",
     "RateLimitExceeded",
     "RequestTimeout",
+    "TlsError",
+    "TransportClosed",
 ]
 
 
@@ -76,8 +93,39 @@ class ConfigError(MarketError, ValueError):
     """An argument or setting is invalid; nothing was sent to the gateway."""
 
 
+class AmbiguousContract(ConfigError):
+    """Several listings match the spec; ``candidates`` lists them (give a fuller spec such as
+    ``"AAPL-STK-NASDAQ-USD"`` or the conid)."""
+
+    def __init__(self, message: str, *, spec: str, candidates: Sequence[Any]) -> None:
+        super().__init__(message, spec=spec)
+        self.spec = spec
+        self.candidates = tuple(candidates)
+
+
+class Cancelled(MarketError):
+    """A wait or an operation ended because its cancel token was cancelled (the client, store
+    or feed is closing); the message says who cancelled it."""
+
+
+class PacingCancelled(Cancelled):
+    """A request waiting for its pacing slot was cancelled (its client is closing)."""
+
+
+class TransportClosed(MarketError):
+    """The client was closed; create a new one to keep talking to the gateway."""
+
+
 class NetworkError(MarketError):
     """The request did not get a usable HTTP answer (connection, TLS or protocol failure)."""
+
+
+class TlsError(NetworkError):
+    """The TLS handshake failed or the gateway's certificate was not trusted.
+
+    Not retried: the same certificate would be refused again. The message names the
+    ``verify=`` setting that fixes it.
+    """
 
 
 class GatewayConnectionError(NetworkError, ConnectionError):
@@ -146,8 +194,30 @@ class RateLimitExceeded(ApiError):
         self.retry_after = retry_after
 
 
+class AccountsRequired(ApiError):
+    """The gateway wants ``GET /iserver/accounts`` before this request (snapshots, orders);
+    the client sends it and retries on its own."""
+
+
 class DataUnavailable(ApiError):
     """The gateway has no data for the request: unknown contract, no bars, no permission."""
+
+
+class ContractNotFound(DataUnavailable):
+    """No listing matches the spec. ``spec`` is the spec string, ``candidates`` what the search
+    found before filtering (possibly empty)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        spec: str,
+        candidates: Sequence[Any] = (),
+        endpoint: str = "/iserver/secdef/search",
+    ) -> None:
+        super().__init__(message, endpoint=endpoint, spec=spec)
+        self.spec = spec
+        self.candidates = tuple(candidates)
 
 
 class DataIntegrityError(MarketError):

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .errors import ConfigError, MarketError
+from .errors import Cancelled, ConfigError
 
 __all__ = [
     "SYSTEM_CLOCK",
@@ -38,11 +38,6 @@ __all__ = [
     "Signal",
     "SystemClock",
 ]
-
-
-class Cancelled(MarketError):
-    """A wait or an operation ended because its :class:`CancelToken` was cancelled (the client
-    or store is closing). ``reason`` says who cancelled it."""
 
 
 class Signal:

@@ -121,9 +121,9 @@ def run_demo(args: argparse.Namespace) -> int:
 def _live_run(
     args: argparse.Namespace, symbols: Sequence[str], after: datetime, out: IO[str]
 ) -> Any:
+    from ..bt.backtest import run_backtest
     from ..plugins import apply_simulator_instruments
     from ..simulator import GatewaySimulator
-    from ..bt.backtest import run_backtest
 
     start = _live_start(after)
     out.write(

@@ -58,8 +58,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
 
-from ..errors import RateLimitExceeded
-from ..timing import SYSTEM_CLOCK, Cancelled, Clock, Signal
+from ..errors import PacingCancelled, RateLimitExceeded
+from ..timing import SYSTEM_CLOCK, Clock, Signal
 from .pacing_ledger import PENALTY_CAP, LedgerState, PacingLedger, Verdict
 from .pacing_limits import (
     CONSERVATIVE_PER_MINUTE,
@@ -108,10 +108,6 @@ _MIN_WAIT = 0.001
 #: The longest wait for an in-flight request of this pacer before looking again, seconds
 #: (its release wakes the waiters at once; this only bounds a wake-up that never came).
 _RECHECK = 1.0
-
-
-class PacingCancelled(Cancelled):
-    """A caller waiting in :meth:`Pacer.slot` was cancelled (its client is closing)."""
 
 
 class _Flag(Protocol):

@@ -42,6 +42,7 @@ from urllib.parse import urlsplit
 import requests
 
 from ..errors import (
+    AccountsRequired,
     ApiError,
     AuthenticationError,
     DataIntegrityError,
@@ -61,10 +62,6 @@ __all__ = ["AccountsRequired", "Call", "decode", "failure", "scrub"]
 _TOKEN = re.compile(r"\b[0-9a-fA-F]{32,}\b")
 _MESSAGE_LIMIT = 200
 _AUTH_WORDS = ("no session", "not authenticated", "not logged", "unauthorized")
-
-
-class AccountsRequired(ApiError):
-    """The gateway wants ``GET /iserver/accounts`` before this request (snapshots)."""
 
 
 def scrub(text: str) -> str:

@@ -34,7 +34,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import InsecureRequestWarning
 
-from ..errors import ConfigError, NetworkError
+from ..errors import ConfigError, TlsError
 
 __all__ = [
     "API_ROOT",
@@ -56,14 +56,6 @@ _FINGERPRINT_PREFIX = "sha256:"
 _MISMATCH = re.compile(r'Expected "([0-9a-fA-F:]+)", got "([0-9a-fA-F]+)"')
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.", "ip6-localhost", "ip6-loopback"})
 _filter_lock = threading.Lock()
-
-
-class TlsError(NetworkError):
-    """The TLS handshake failed or the gateway's certificate was not trusted.
-
-    Not retried: the same certificate would be refused again. The message names the
-    ``verify=`` setting that fixes it.
-    """
 
 
 class InsecureGatewayWarning(UserWarning):

@@ -30,7 +30,7 @@ from typing import Any
 
 import requests
 
-from ..errors import ConfigError, MarketError, RateLimitExceeded
+from ..errors import ConfigError, MarketError, RateLimitExceeded, TransportClosed
 from ..timing import SYSTEM_CLOCK, CancelToken, Clock
 from .pacing import Pacer, PacingCancelled
 from .responses import AccountsRequired, Call, decode, failure, scrub
@@ -76,10 +76,6 @@ class _ScrubbedLog(logging.Filter):
 _URLLIB3_LOG = logging.getLogger("urllib3.connectionpool")
 if not any(isinstance(f, _ScrubbedLog) for f in _URLLIB3_LOG.filters):
     _URLLIB3_LOG.addFilter(_ScrubbedLog())
-
-
-class TransportClosed(MarketError):
-    """The client was closed; create a new one to keep talking to the gateway."""
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from ..errors import ConfigError, DataUnavailable
+from ..errors import AmbiguousContract, ConfigError, ContractNotFound
 from ..models.contract import Contract
 from .cache import ContractCache
 from .spec import GRAMMAR, ContractSpec
@@ -45,32 +45,6 @@ Chooser = Callable[[ContractSpec, Sequence[Contract]], Contract | None]
 def _listing(contract: Contract) -> str:
     name = f", {contract.description}" if contract.description else ""
     return f"{contract.spec()} (conid {contract.conid}{name})"
-
-
-class ContractNotFound(DataUnavailable):
-    """No listing matches the spec. ``spec`` is the spec string, ``candidates`` what the search
-    found before filtering (possibly empty)."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        spec: str,
-        candidates: Sequence[Contract] = (),
-        endpoint: str = SEARCH_ENDPOINT,
-    ) -> None:
-        super().__init__(message, endpoint=endpoint, spec=spec)
-        self.spec = spec
-        self.candidates = tuple(candidates)
-
-
-class AmbiguousContract(ConfigError):
-    """Several listings match the spec; ``candidates`` lists them."""
-
-    def __init__(self, message: str, *, spec: str, candidates: Sequence[Contract]) -> None:
-        super().__init__(message, spec=spec)
-        self.spec = spec
-        self.candidates = tuple(candidates)
 
 
 class ContractResolver:

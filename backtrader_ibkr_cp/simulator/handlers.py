@@ -137,27 +137,30 @@ def accounts(request: Request, ctx: SimContext) -> Response:
     """``GET /iserver/accounts``: the simulator's one account (``isPaper`` as configured);
     satisfies the accounts-first rule of snapshots and order endpoints."""
     ctx.session.mark_accounts_queried()
+    return Response.json(accounts_body(ctx))
+
+
+def accounts_body(ctx: SimContext) -> dict[str, Any]:
+    """The ``/iserver/accounts`` object (also the ``args`` of the WebSocket's ``act``)."""
     account = ctx.identity.account
     props = {"hasChildAccounts": False, "supportsCashQty": True, "supportsFractions": False}
-    return Response.json(
-        {
-            "accounts": [account],
-            "acctProps": {account: props},
-            "aliases": {account: account},
-            "allowFeatures": {"snapshotRefreshTimeout": 30, "allowedAssetTypes": "STK"},
-            "chartPeriods": {"STK": ["*"]},
-            "groups": [],
-            "profiles": [],
-            "selectedAccount": account,
-            "serverInfo": {
-                "serverName": ctx.identity.server_name,
-                "serverVersion": ctx.identity.server_version,
-            },
-            "sessionId": "00000000.00000001",
-            "isFT": False,
-            "isPaper": ctx.identity.paper,
-        }
-    )
+    return {
+        "accounts": [account],
+        "acctProps": {account: props},
+        "aliases": {account: account},
+        "allowFeatures": {"snapshotRefreshTimeout": 30, "allowedAssetTypes": "STK"},
+        "chartPeriods": {"STK": ["*"]},
+        "groups": [],
+        "profiles": [],
+        "selectedAccount": account,
+        "serverInfo": {
+            "serverName": ctx.identity.server_name,
+            "serverVersion": ctx.identity.server_version,
+        },
+        "sessionId": "00000000.00000001",
+        "isFT": False,
+        "isPaper": ctx.identity.paper,
+    }
 
 
 def _third_fridays(today: date, count: int) -> list[date]:

@@ -18,6 +18,7 @@ Sizes use thousands separators; the bid is one cent below the ask, the ask equal
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from .context import SimContext
@@ -25,7 +26,7 @@ from .instruments import SimInstrument
 from .quotes import MarketState, market_state, top_of_book
 from .wire import Request, Response
 
-__all__ = ["MAX_CONIDS", "MAX_FIELDS", "format_volume", "serve_snapshot"]
+__all__ = ["MAX_CONIDS", "MAX_FIELDS", "field_values", "format_volume", "serve_snapshot"]
 
 MAX_CONIDS = 100
 MAX_FIELDS = 50
@@ -92,6 +93,17 @@ def _static(inst: SimInstrument) -> dict[str, Any]:
     }
 
 
+def field_values(ctx: SimContext, inst: SimInstrument, now: datetime) -> dict[str, Any]:
+    """Every field code the simulator can answer for ``inst`` at ``now``, as the snapshot
+    endpoint formats it (without ``6509``, ``_updated`` and the ids). Shared with the
+    WebSocket's ``smd`` messages, so both show the same values at the same instant."""
+    values = _static(inst)
+    if ctx.instruments.availability(inst.conid)[0] != "N":
+        state = market_state(ctx.market, inst, now)
+        values.update(_values(ctx, inst, state, ctx.instruments.halted(inst.conid)))
+    return values
+
+
 def parse_ids(text: str | None) -> list[str]:
     """Comma-separated values (blank items dropped)."""
     return [item.strip() for item in (text or "").split(",") if item.strip()]
@@ -132,10 +144,7 @@ def serve_snapshot(request: Request, ctx: SimContext) -> Response:
         server_id = f"q{index}"
         entry.update({"server_id": server_id, "_updated": updated, "6119": server_id})
         availability = ctx.instruments.availability(inst.conid)
-        values = _static(inst)
-        if availability[0] != "N":
-            state = market_state(ctx.market, inst, now)
-            values.update(_values(ctx, inst, state, ctx.instruments.halted(inst.conid)))
+        values = field_values(ctx, inst, now)
         for field in sorted(wanted, key=lambda f: (len(f), f)):
             if field in values:
                 entry[field] = values[field]

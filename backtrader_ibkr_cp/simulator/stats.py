@@ -19,6 +19,10 @@ class SimStats:
     - ``max_concurrent_history``: most history requests admitted and in flight at once.
     - ``history_requests``: the query parameters of each history request, in arrival order.
     - ``snapshot_conids``: the conids of each snapshot request, in arrival order.
+    - ``ws_connections``: WebSocket connections accepted (upgrades answered 101) so far.
+    - ``ws_messages``: Counter of WebSocket messages sent, by topic without its target
+      (``"smd"`` for ``smd+265598``; ``"ech"`` for the ``ech+hb`` echo); messages a silenced
+      socket swallowed are not counted.
     """
 
     def __init__(self) -> None:
@@ -28,6 +32,8 @@ class SimStats:
         self._max_concurrent_history = 0
         self._history_requests: list[dict[str, str]] = []
         self._snapshot_conids: list[list[int]] = []
+        self._ws_connections = 0
+        self._ws_messages: Counter[str] = Counter()
 
     @property
     def requests(self) -> Counter[str]:
@@ -54,6 +60,16 @@ class SimStats:
         with self._lock:
             return [list(conids) for conids in self._snapshot_conids]
 
+    @property
+    def ws_connections(self) -> int:
+        with self._lock:
+            return self._ws_connections
+
+    @property
+    def ws_messages(self) -> Counter[str]:
+        with self._lock:
+            return Counter(self._ws_messages)
+
     def reset(self) -> None:
         """Forget everything counted so far."""
         with self._lock:
@@ -62,6 +78,8 @@ class SimStats:
             self._max_concurrent_history = 0
             self._history_requests.clear()
             self._snapshot_conids.clear()
+            self._ws_connections = 0
+            self._ws_messages.clear()
 
     # -- recording (called by the gateway) ---------------------------------------------------
 
@@ -84,6 +102,14 @@ class SimStats:
     def record_snapshot(self, conids: list[int]) -> None:
         with self._lock:
             self._snapshot_conids.append(list(conids))
+
+    def record_ws_connection(self) -> None:
+        with self._lock:
+            self._ws_connections += 1
+
+    def record_ws_message(self, topic: str) -> None:
+        with self._lock:
+            self._ws_messages[topic] += 1
 
     def __repr__(self) -> str:
         with self._lock:

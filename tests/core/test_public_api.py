@@ -8,6 +8,8 @@ import sys
 import backtrader_ibkr_cp
 
 EXPECTED = {
+    "AccountsRequired",
+    "AmbiguousContract",
     "ApiError",
     "AuthenticationError",
     "Availability",
@@ -19,12 +21,17 @@ EXPECTED = {
     "BarStoreVersionError",
     "BarStoreWriteError",
     "BarValidator",
+    "Cancelled",
+    "Cassette",
     "CassetteCorrupt",
     "CassetteError",
     "CassetteMiss",
     "CassetteNotFound",
+    "ClientEvent",
+    "ClientHooks",
     "ConfigError",
     "Contract",
+    "ContractNotFound",
     "DataIntegrityError",
     "DataUnavailable",
     "GatewayClient",
@@ -32,15 +39,22 @@ EXPECTED = {
     "IBKRCPData",
     "IBKRCPStore",
     "InvalidBar",
+    "InvalidBarStop",
     "MarketError",
     "NetworkError",
+    "OrderOutcomeUnknown",
+    "PacingCancelled",
+    "PacingLimits",
     "Quote",
     "RateLimitExceeded",
     "RequestTimeout",
+    "RetryPolicy",
     "Snapshot",
     "SymbolLike",
     "Tick",
     "Timeframe",
+    "TlsError",
+    "TransportClosed",
     "__version__",
 }
 
@@ -94,6 +108,31 @@ def test_import_is_light_and_side_effect_free() -> None:
         "import sys, threading, backtrader_ibkr_cp;"
         "assert 'backtrader' not in sys.modules, 'backtrader imported eagerly';"
         "assert 'pyarrow' not in sys.modules, 'pyarrow imported eagerly';"
+        "assert 'vcr' not in sys.modules, 'vcrpy imported eagerly';"
+        "assert 'pluggy' not in sys.modules, 'pluggy imported eagerly';"
         "assert threading.active_count() == 1"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def every_error_class() -> set[type]:
+    """Every MarketError subclass of the package (its modules imported)."""
+    import importlib
+    import pkgutil
+
+    for info in pkgutil.walk_packages(backtrader_ibkr_cp.__path__, "backtrader_ibkr_cp."):
+        if ".simulator" not in info.name and not info.name.endswith("__main__"):
+            importlib.import_module(info.name)
+    found: set[type] = set()
+    pending = [backtrader_ibkr_cp.MarketError]
+    while pending:
+        cls = pending.pop()
+        found.add(cls)
+        pending.extend(cls.__subclasses__())
+    return found
+
+
+def test_every_error_class_lives_in_errors_py_and_the_root_exports_it() -> None:
+    classes = every_error_class()
+    assert {c.__module__ for c in classes} == {"backtrader_ibkr_cp.errors"}
+    assert {c.__name__ for c in classes} <= set(backtrader_ibkr_cp.__all__)
