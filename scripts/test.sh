@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Set up a virtualenv (if needed) and run the whole test suite: lint, types, tests.
-# Usage: scripts/test.sh [extra pytest args]
+# Set up a virtualenv (if needed) and run the whole test suite: lint, types, then every test
+# tier: offline (pure and simulator over loopback HTTPS), slow (fault matrix, soak), and the
+# real IBKR gateway in front of the simulator (needs Java 17 and npm; fetched once into
+# .cache/ibkr-gateway).
+# Usage: scripts/test.sh [extra pytest args, applied to every tier]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -12,4 +15,7 @@ fi
 echo "== ruff check";   .venv/bin/ruff check .
 echo "== ruff format";  .venv/bin/ruff format --check .
 echo "== mypy";         .venv/bin/mypy
-echo "== pytest";       .venv/bin/pytest -q -p no:cacheprovider "$@"
+pytest=(.venv/bin/pytest -q -p no:cacheprovider)
+echo "== pytest: offline tiers"; "${pytest[@]}" -m "not gateway and not slow" "$@"
+echo "== pytest: fault matrix and soak"; "${pytest[@]}" -m "slow and not gateway" "$@"
+echo "== pytest: IBKR's real gateway"; "${pytest[@]}" -m "gateway" "$@"

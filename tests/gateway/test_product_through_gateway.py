@@ -24,6 +24,7 @@ from backtrader_ibkr_cp import (
 )
 from backtrader_ibkr_cp.client.retry import RetryPolicy
 from backtrader_ibkr_cp.simulator import SimBar
+from tests.support.truth import truth_rows
 
 UTC = timezone.utc
 FAST = RetryPolicy(backoff_factor=0.01, jitter=0.0)
@@ -127,7 +128,7 @@ def test_historical_cerebro_run_through_the_real_gateway(stack: GatewayStack) ->
     truth = stack.sim.truth(
         "AAPL", "1h", datetime(2024, 2, 1, tzinfo=UTC), datetime(2024, 3, 1, tzinfo=UTC)
     )
-    assert strategy.seen == rows(truth)
+    assert strategy.seen == truth_rows(truth, "1h")  # each bar stamped at its end
 
 
 def test_short_live_run_through_the_real_gateway(private_stack: GatewayStack) -> None:
@@ -172,8 +173,8 @@ def test_short_live_run_through_the_real_gateway(private_stack: GatewayStack) ->
     assert strategy.statuses[:3] == ["CONNECTED", "DELAYED", "LIVE"], strategy.statuses
     assert strategy.live >= 4, (strategy.statuses, len(strategy.seen), sim.stats.requests)
     first, last = strategy.seen[0][0], strategy.seen[-1][0]
-    truth = sim.truth("AAPL", "1min", first, last + timedelta(minutes=1))
-    assert strategy.seen == rows(truth)  # none missing, none repeated, across the seam
+    truth = sim.truth("AAPL", "1min", first - timedelta(minutes=1), last)
+    assert strategy.seen == truth_rows(truth, "1min")  # none missing or repeated, across the seam
     assert sim.stats.rate_limited == 0
 
 

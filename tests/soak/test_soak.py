@@ -34,6 +34,7 @@ import pytest
 
 from backtrader_ibkr_cp import IBKRCPStore
 from backtrader_ibkr_cp.simulator import GatewaySimulator
+from tests.support.truth import truth_rows
 
 NY = ZoneInfo("America/New_York")
 UTC = dt.timezone.utc
@@ -221,7 +222,7 @@ class Driver(threading.Thread):
         self.sim.clear_faults()
         # Catch up to the last bar complete now (the same instant for every feed).
         truth = self.sim.truth(SYMBOLS[0], "1h", start=SIM_START, outside_rth=True)
-        self.report.target = truth[-1].timestamp
+        self.report.target = truth[-1].timestamp + dt.timedelta(hours=1)  # its end stamp
         deadline = time.monotonic() + CATCH_UP_SECONDS
         while time.monotonic() < deadline and not self.cancel.is_set():
             with self.state.lock:
@@ -295,13 +296,9 @@ def test_ten_feeds_stay_exact_under_faults_for_a_simulated_day(
     first = FROMDATE.replace(tzinfo=NY).astimezone(UTC)
     for symbol in SYMBOLS:
         rows = strategy.rows[symbol]
-        truth = sim.truth(
-            symbol, "1h", start=first, end=rows[-1][0] + dt.timedelta(hours=1), outside_rth=True
-        )
-        expected = [
-            (b.timestamp.astimezone(UTC), b.open, b.high, b.low, b.close, b.volume) for b in truth
-        ]
-        assert rows[0][0] == first, symbol
+        truth = sim.truth(symbol, "1h", start=first, end=rows[-1][0], outside_rth=True)
+        expected = truth_rows(truth, "1h", outside_rth=True)  # stamped at each bar's end
+        assert rows[0][0] == first + dt.timedelta(hours=1), symbol
         assert rows == expected, f"{symbol}: delivered bars differ from the truth"
         assert strategy.statuses[symbol][-1] == "LIVE", strategy.statuses[symbol]
     text = " | ".join(strategy.messages)
