@@ -1,7 +1,7 @@
 """A faithful simulator of IBKR's Client Portal Gateway and IBKR's backend, on loopback.
 
 It is the other side of the wire: it imports nothing of ``backtrader_ibkr_cp`` (only the
-standard library and ``cryptography``). Typical use::
+standard library, ``cryptography`` and ``websockets``). Typical use::
 
     from datetime import datetime, timezone
     from backtrader_ibkr_cp.simulator import GatewaySimulator
@@ -16,7 +16,9 @@ Modules: :mod:`.calendar` (sessions, bar buckets), :mod:`.periods` (history peri
 :mod:`.quotes` (intra-minute path), :mod:`.instruments`, :mod:`.session`, :mod:`.pacing`,
 :mod:`.faults`, :mod:`.stats`, :mod:`.handlers` / :mod:`.history` / :mod:`.snapshot`
 (endpoints), :mod:`.orders` (IBKR's order engine, one account, the order and portfolio
-endpoints), :mod:`.gateway` (request pipeline), :mod:`.server` (HTTP/TLS), :mod:`.tls`.
+endpoints), :mod:`.gateway` (request pipeline), :mod:`.server` (HTTP/TLS), :mod:`.tls`,
+:mod:`.ws_hub` (the WebSocket ``/v1/api/ws``, with :mod:`.ws_upgrade`, :mod:`.ws_session` and
+:mod:`.ws_wire`).
 Run it standalone with ``python -m backtrader_ibkr_cp.simulator --port 5000``.
 """
 

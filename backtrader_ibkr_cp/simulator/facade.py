@@ -28,6 +28,7 @@ from .server import SimHTTPServer
 from .session import SessionState
 from .stats import SimStats
 from .tls import process_certificate, server_context
+from .ws_hub import WebSocketHub
 
 __all__ = ["GatewaySimulator"]
 
@@ -69,6 +70,14 @@ class GatewaySimulator:
         account: the one account id served (``DU...`` for paper, ``U...`` for live).
         paper: ``isPaper`` of ``/iserver/accounts``.
         cash: starting cash in USD (>= 0).
+        ws_heartbeat: real seconds between the WebSocket's ``system`` heartbeats (IBKR: ~10).
+        ws_subscription_lifetime: real seconds an ``smd`` WebSocket subscription lives after
+            its last ``smd`` command (IBKR ends them after ~15 minutes); None: forever.
+
+    The WebSocket (``/v1/api/ws``, :mod:`.ws_hub`) shares the port; its ground truth is
+    ``stats.ws_connections`` and ``stats.ws_messages``, its controls
+    :meth:`drop_websockets`, :meth:`silence_websockets` and
+    :meth:`age_websocket_subscriptions`.
 
     Orders: the simulator plays IBKR's order engine for ``account`` (:mod:`.orders`); its
     ground truth is :attr:`account`, and :meth:`add_order_listener` reports every order change
@@ -99,6 +108,8 @@ class GatewaySimulator:
         account: str = "DU0000000",
         paper: bool = True,
         cash: float = 1_000_000.0,
+        ws_heartbeat: float = 10.0,
+        ws_subscription_lifetime: float | None = 900.0,
     ) -> None:
         if latency < 0:
             raise ValueError(f"latency must be >= 0 seconds, got {latency!r}")
@@ -141,6 +152,12 @@ class GatewaySimulator:
             limits or SimLimits(), penalty_seconds, on_history_peak=self._stats.record_history_peak
         )
         self._gateway = Gateway(self._ctx, pacer, self._faults, latency)
+        self._sockets = WebSocketHub(
+            self._ctx,
+            self._faults,
+            heartbeat=ws_heartbeat,
+            lifetime=ws_subscription_lifetime,
+        )
         self._lock = threading.Lock()
         self._server: SimHTTPServer | None = None
         self._cert_path: str | None = None
@@ -154,7 +171,9 @@ class GatewaySimulator:
             if self._server is not None:
                 return self
             context = server_context(self._bundle) if self._bundle is not None else None
-            server = SimHTTPServer((self._host, self._port), self._gateway, self.now, context)
+            server = SimHTTPServer(
+                (self._host, self._port), self._gateway, self.now, context, self._sockets
+            )
             if self._bundle is not None:
                 handle, path = tempfile.mkstemp(prefix="ibkr-sim-cert-", suffix=".pem")
                 with os.fdopen(handle, "wb") as file:
@@ -162,6 +181,7 @@ class GatewaySimulator:
                 self._cert_path = path
             self._port = server.server_address[1]
             server.start()
+            self._sockets.start()
             self._ticker.start()
             self._server = server
             return self
@@ -172,6 +192,7 @@ class GatewaySimulator:
             server, self._server = self._server, None
             path, self._cert_path = self._cert_path, None
         self._ticker.stop()
+        self._sockets.stop()
         if server is not None:
             server.stop()
         if path is not None:
@@ -247,14 +268,17 @@ class GatewaySimulator:
         """
         self._clock.set_time(value)
         self._desk.advance()
+        self._sockets.push()
 
     def advance(self, seconds: float) -> datetime:
         """Move the market clock forward ``seconds`` simulated seconds; returns the new time.
 
-        Every fill, expiry and auction due by then has happened when this returns.
+        Every fill, expiry and auction due by then has happened when this returns, and every
+        WebSocket update due by then is queued (ahead of any later answer on that socket).
         """
         moved = self._clock.advance(seconds)
         self._desk.advance()
+        self._sockets.push()
         return moved
 
     @property
@@ -368,12 +392,34 @@ class GatewaySimulator:
         return self._ctx.session.authenticated
 
     def expire_session(self) -> None:
-        """Drop the brokerage session now (as after the idle timeout)."""
+        """Drop the brokerage session now (as after the idle timeout); open WebSockets are
+        told (``sts``) before this returns."""
         self._ctx.session.drop_brokerage()
+        self._sockets.push()
 
     def compete(self) -> None:
-        """Another login takes the brokerage session now (``competing: true``)."""
+        """Another login takes the brokerage session now (``competing: true``); open
+        WebSockets are told (``sts``) before this returns."""
         self._ctx.session.take_over()
+        self._sockets.push()
+
+    # -- the WebSocket -----------------------------------------------------------------------
+
+    def drop_websockets(self) -> int:
+        """Cut every open WebSocket now, without a close frame (a network cut); returns how
+        many were open."""
+        return self._sockets.drop()
+
+    def silence_websockets(self) -> int:
+        """Make every WebSocket open now send nothing more (no heartbeat, data or answer)
+        while staying open, as a half-dead connection; sockets opened later are normal.
+        Returns how many were silenced."""
+        return self._sockets.silence()
+
+    def age_websocket_subscriptions(self, seconds: float) -> None:
+        """Make every open ``smd`` subscription ``seconds`` (real seconds) older, as if that
+        time had passed, then push: those past ``ws_subscription_lifetime`` stop updating."""
+        self._sockets.age(seconds)
 
     # -- pacing, latency, faults, stats ------------------------------------------------------
 

@@ -24,8 +24,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from .gateway import Action, Gateway
+from .gateway import API_PREFIX, Action, Gateway
 from .wire import Response
+from .ws_hub import WS_PATH, WebSocketHub
 
 __all__ = ["SimHTTPServer"]
 
@@ -72,6 +73,11 @@ class _Handler(BaseHTTPRequestHandler):
     # -- methods -----------------------------------------------------------------------------
 
     def do_GET(self) -> None:
+        hub = self.server.websockets
+        if hub is not None and urlsplit(self.path).path == API_PREFIX + WS_PATH:
+            self.close_connection = True  # the socket is the WebSocket's from now on
+            hub.serve(self)
+            return
         self._serve("GET")
 
     def do_POST(self) -> None:
@@ -177,7 +183,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class SimHTTPServer(ThreadingHTTPServer):
-    """The simulator's HTTP(S) server; ``ssl_context`` None serves plain HTTP."""
+    """The simulator's HTTP(S) server; ``ssl_context`` None serves plain HTTP; ``websockets``
+    takes over ``GET /v1/api/ws`` (the connection's handler thread then runs the socket)."""
 
     daemon_threads = True
     block_on_close = False  # daemon handler threads are tracked and joined by stop()
@@ -193,8 +200,10 @@ class SimHTTPServer(ThreadingHTTPServer):
         gateway: Gateway,
         now: Callable[[], datetime],
         ssl_context: ssl.SSLContext | None = None,
+        websockets: WebSocketHub | None = None,
     ) -> None:
         self.gateway = gateway
+        self.websockets = websockets
         self.now = now
         self.ssl_context = ssl_context
         self.stop_event = threading.Event()
