@@ -23,6 +23,7 @@ class SimStats:
     - ``ws_messages``: Counter of WebSocket messages sent, by topic without its target
       (``"smd"`` for ``smd+265598``; ``"ech"`` for the ``ech+hb`` echo); messages a silenced
       socket swallowed are not counted.
+    - ``ws_swallowed``: WebSocket messages a silenced socket swallowed instead of sending.
     """
 
     def __init__(self) -> None:
@@ -34,6 +35,7 @@ class SimStats:
         self._snapshot_conids: list[list[int]] = []
         self._ws_connections = 0
         self._ws_messages: Counter[str] = Counter()
+        self._ws_swallowed = 0
 
     @property
     def requests(self) -> Counter[str]:
@@ -70,6 +72,11 @@ class SimStats:
         with self._lock:
             return Counter(self._ws_messages)
 
+    @property
+    def ws_swallowed(self) -> int:
+        with self._lock:
+            return self._ws_swallowed
+
     def reset(self) -> None:
         """Forget everything counted so far."""
         with self._lock:
@@ -80,6 +87,7 @@ class SimStats:
             self._snapshot_conids.clear()
             self._ws_connections = 0
             self._ws_messages.clear()
+            self._ws_swallowed = 0
 
     # -- recording (called by the gateway) ---------------------------------------------------
 
@@ -110,6 +118,10 @@ class SimStats:
     def record_ws_message(self, topic: str) -> None:
         with self._lock:
             self._ws_messages[topic] += 1
+
+    def record_ws_swallowed(self) -> None:
+        with self._lock:
+            self._ws_swallowed += 1
 
     def __repr__(self) -> str:
         with self._lock:

@@ -40,16 +40,14 @@ guards every socket's subscription state; sockets send through their own writer 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import socket
 import struct
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from email.message import Message
-from typing import Any, Protocol
+from typing import Protocol
 
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request
@@ -57,21 +55,10 @@ from websockets.sync.connection import Connection
 
 from .context import SimContext
 from .faults import FaultQueue
-from .handlers import accounts_body
-from .snapshot import field_values
-from .ws_session import MarketSubscription, WsSession
+from .ws_session import WsSession
+from .ws_topics import POLICY_VIOLATION, WsTopics
 from .ws_upgrade import accept, raw_request
-from .ws_wire import (
-    AVAILABILITY,
-    ECHO,
-    Command,
-    cookie_session,
-    heartbeat,
-    parse_command,
-    smd_delta,
-    smd_first,
-    status,
-)
+from .ws_wire import cookie_session, parse_command
 
 __all__ = ["POLICY_VIOLATION", "PUSH_INTERVAL", "WS_PATH", "UpgradeRequest", "WebSocketHub"]
 
@@ -81,10 +68,6 @@ _LOG = logging.getLogger("backtrader_ibkr_cp.simulator")
 WS_PATH = "/ws"
 #: Real seconds between two looks at the market for changed fields.
 PUSH_INTERVAL = 0.05
-#: WebSocket close code for a refused log-in (RFC 6455: policy violation).
-POLICY_VIOLATION = 1008
-#: Order and trade messages kept for sockets that have not been sent them yet.
-_ORDER_LOG = 100_000
 
 
 class UpgradeRequest(Protocol):
@@ -93,10 +76,6 @@ class UpgradeRequest(Protocol):
     requestline: str
     headers: Message
     connection: socket.socket
-
-
-def _epoch_ms(moment: Any) -> int:
-    return int(moment.timestamp() * 1000)
 
 
 class WebSocketHub:
@@ -124,29 +103,20 @@ class WebSocketHub:
         session_wait: float = 10.0,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        if not heartbeat > 0:
-            raise ValueError(f"ws_heartbeat must be > 0 seconds, got {heartbeat!r}")
-        if lifetime is not None and not lifetime > 0:
-            raise ValueError(
-                f"ws_subscription_lifetime must be > 0 seconds (None: forever), got {lifetime!r}"
-            )
         self._ctx = ctx
         self._faults = faults
-        self.heartbeat = float(heartbeat)
-        self.lifetime = None if lifetime is None else float(lifetime)
         self.session_wait = session_wait
         self._monotonic = monotonic
         self._lock = threading.Lock()  # the registry and the running flag
-        self._push_lock = threading.Lock()  # subscription state; one push at a time
-        self._orders_lock = threading.Lock()
         self._sessions: dict[int, WsSession] = {}
         self._count = 0
         self._running = False
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
-        self._order_log: deque[tuple[int, str, str]] = deque(maxlen=_ORDER_LOG)
-        self._seq = 0
+        self.topics = WsTopics(
+            ctx, heartbeat=heartbeat, lifetime=lifetime, wake=self._wake.set, monotonic=monotonic
+        )
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -158,7 +128,7 @@ class WebSocketHub:
             self._running = True
             self._stop.clear()
             self._thread = threading.Thread(target=self._run, name="ibkr-sim-ws-push", daemon=True)
-        self._ctx.trading.add_listener(self._on_order_message)
+        self._ctx.trading.add_listener(self.topics.on_order_message)
         self._thread.start()
 
     def stop(self) -> None:
@@ -171,7 +141,7 @@ class WebSocketHub:
             thread, self._thread = self._thread, None
             sessions = list(self._sessions.values())
         with contextlib.suppress(ValueError):
-            self._ctx.trading.remove_listener(self._on_order_message)
+            self._ctx.trading.remove_listener(self.topics.on_order_message)
         self._stop.set()
         self._wake.set()
         if thread is not None:
@@ -205,10 +175,7 @@ class WebSocketHub:
         the lifetime)."""
         if not seconds >= 0:
             raise ValueError(f"seconds must be >= 0, got {seconds!r}")
-        with self._push_lock:
-            for session in self.sessions():
-                for subscription in session.market.values():
-                    subscription.started -= seconds
+        self.topics.age(self.sessions(), seconds)
         self.push()
 
     # -- one socket ----------------------------------------------------------------------
@@ -286,7 +253,7 @@ class WebSocketHub:
                 POLICY_VIOLATION, "invalid session token: get the current one from POST /tickle"
             )
             token = None
-        if (gateway or token is not None) and self._welcome(session):
+        if (gateway or token is not None) and self.topics.welcome(session):
             self._listen(session, connection)
         with contextlib.suppress(ConnectionClosed):
             for _ in connection:  # let the closing handshake finish
@@ -309,213 +276,18 @@ class WebSocketHub:
             if command.kind != "ech":
                 return None
 
-    def _welcome(self, session: WsSession) -> bool:
-        ctx = self._ctx
-        ident = ctx.identity
-        with self._push_lock:
-            state = ctx.session.status()
-            if not state["authenticated"]:
-                why = (
-                    "another login holds the brokerage session"
-                    if state["competing"]
-                    else "no brokerage session"
-                )
-                session.close(
-                    POLICY_VIOLATION,
-                    f"{why}: open it with POST /iserver/auth/ssodh/init, then reconnect",
-                )
-                return False
-            session.authorized = True
-            session.generation = ctx.session.generation
-            session.status = state
-            session.last_heartbeat = self._monotonic()
-            session.send({"topic": "system", "success": ident.user_name})
-            session.send(self._sts(state))
-            session.send({"topic": "act", "args": accounts_body(ctx)})
-        return True
-
     def _listen(self, session: WsSession, connection: Connection) -> None:
         with contextlib.suppress(ConnectionClosed):
             for raw in connection:
                 text = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
                 try:
-                    self._command(session, parse_command(text))
+                    self.topics.command(session, parse_command(text))
                 except Exception:  # a bad command must not end the socket
                     _LOG.exception("simulator WebSocket command %r failed", text[:200])
 
-    # -- commands ------------------------------------------------------------------------
-
-    def _command(self, session: WsSession, command: Command) -> None:
-        kind = command.kind
-        ctx = self._ctx
-        if kind == "ech":
-            session.send(ECHO)
-        elif kind == "tic":
-            ctx.session.touch()
-            reply = {"topic": "tic", "alive": True, "id": f"ws-{session.number}"}
-            reply["lastAccessed"] = _epoch_ms(ctx.clock.now())
-            session.send(reply)
-        elif kind in ("smd", "sor", "str") and not ctx.session.authenticated:
-            _LOG.debug("simulator WebSocket: %s ignored without a brokerage session", kind)
-        elif kind == "smd":
-            self._subscribe_market(session, command)
-        elif kind == "umd":
-            with self._push_lock:
-                session.market.pop(_conid(command.target) or -1, None)
-        elif kind == "sor":
-            self._subscribe_orders(session)
-        elif kind == "str":
-            self._subscribe_trades(session, command.args)
-        elif kind == "uor":
-            with self._push_lock:
-                session.orders_cursor = None
-        elif kind == "utr":
-            with self._push_lock:
-                session.trades_cursor = None
-        elif kind == "unknown":
-            _LOG.debug("simulator WebSocket: unknown command %r", command.text[:200])
-
-    def _values(self, conid: int, now: Any) -> dict[str, Any]:
-        ctx = self._ctx
-        inst = ctx.instruments.get(conid)
-        assert inst is not None
-        values = field_values(ctx, inst, now)
-        values[AVAILABILITY] = ctx.instruments.availability(conid)
-        return values
-
-    def _subscribe_market(self, session: WsSession, command: Command) -> None:
-        conid = _conid(command.target)
-        if conid is None or self._ctx.instruments.get(conid) is None:
-            session.send(
-                {
-                    "topic": f"smd+{command.target}",
-                    "error": f"conid {command.target!r} is not a known contract; resolve it first",
-                }
-            )
-            return
-        requested = command.args.get("fields")
-        fields = frozenset(str(code) for code in requested) if isinstance(requested, list) else None
-        with self._push_lock:
-            old = session.market.get(conid)
-            wanted = (fields or frozenset()) | (old.fields if old else frozenset())
-            if old is None:
-                server_id = f"q{session.subscriptions_made}"
-                session.subscriptions_made += 1
-            else:
-                server_id = old.server_id
-            now = self._ctx.clock.now()
-            values = self._values(conid, now)
-            subscription = MarketSubscription(wanted, self._monotonic(), server_id)
-            subscription.last = _kept(wanted, values)
-            session.market[conid] = subscription
-            session.send(smd_first(conid, wanted, values, server_id, _epoch_ms(now)))
-
-    def _subscribe_orders(self, session: WsSession) -> None:
-        with self._orders_lock:
-            start = self._seq
-        bodies = self._ctx.trading.order_bodies()
-        with self._push_lock:
-            if bodies:
-                session.send({"topic": "sor", "args": bodies})
-            session.orders_cursor = start
-        self._wake.set()
-
-    def _subscribe_trades(self, session: WsSession, args: Mapping[str, Any]) -> None:
-        days = args.get("days", 1)
-        days = min(7, max(1, days)) if isinstance(days, int) and not isinstance(days, bool) else 1
-        realtime_only = args.get("realtimeUpdatesOnly") is True
-        with self._orders_lock:
-            start = self._seq
-        bodies = [] if realtime_only else self._ctx.trading.trade_bodies(days)
-        with self._push_lock:
-            if bodies:
-                session.send({"topic": "str", "args": bodies})
-            session.trades_cursor = start
-        self._wake.set()
-
-    def _on_order_message(self, message: dict[str, Any]) -> None:
-        """The order engine's listener (on its thread): log the message for the push."""
-        topic = str(message.get("topic", ""))
-        text = json.dumps(message)
-        with self._orders_lock:
-            self._seq += 1
-            self._order_log.append((self._seq, topic, text))
-        self._wake.set()
-
-    # -- pushing -------------------------------------------------------------------------
-
     def push(self) -> None:
-        """Send what is due now to every logged-in socket: ``sts`` on a change, heartbeats,
-        market-data updates, expiries and order/trade messages. ``sim.advance`` calls this
-        before it returns, so every update due by then is queued ahead of later answers."""
-        with self._push_lock:
-            sessions = [s for s in self.sessions() if s.authorized]
-            if not sessions:
-                return
-            ctx = self._ctx
-            now = ctx.clock.now()
-            stamp = _epoch_ms(now)
-            mono = self._monotonic()
-            state = ctx.session.status()
-            generation = ctx.session.generation
-            with self._orders_lock:
-                log = list(self._order_log)
-                last_seq = self._seq
-            values: dict[int, dict[str, Any]] = {}
-            for session in sessions:
-                if session.generation != generation:
-                    session.generation = generation
-                    session.drop_market()
-                    session.status = state
-                    session.send(self._sts(state))
-                elif session.status != state:
-                    session.status = state
-                    session.send(self._sts(state))
-                if mono - session.last_heartbeat >= self.heartbeat:
-                    session.last_heartbeat = mono
-                    session.send(heartbeat(stamp))
-                if not state["authenticated"]:
-                    continue
-                self._push_market(session, values, now, stamp, mono)
-                self._push_orders(session, log, last_seq)
-
-    def _push_market(
-        self,
-        session: WsSession,
-        cache: dict[int, dict[str, Any]],
-        now: Any,
-        stamp: int,
-        mono: float,
-    ) -> None:
-        lifetime = self.lifetime
-        for conid, subscription in list(session.market.items()):
-            if lifetime is not None and mono - subscription.started >= lifetime:
-                del session.market[conid]
-                _LOG.debug("simulator WebSocket %s: smd+%s expired", session.number, conid)
-                continue
-            values = cache.get(conid)
-            if values is None:
-                values = cache[conid] = self._values(conid, now)
-            delta = smd_delta(conid, subscription.fields, subscription.last, values, stamp)
-            if delta is not None:
-                subscription.last = _kept(subscription.fields, values)
-                session.send(delta)
-
-    def _push_orders(self, session: WsSession, log: list[tuple[int, str, str]], last: int) -> None:
-        for attribute, topic in (("orders_cursor", "sor"), ("trades_cursor", "str")):
-            cursor = getattr(session, attribute)
-            if cursor is None or cursor >= last:
-                continue
-            if log and log[0][0] > cursor + 1:
-                _LOG.warning("simulator WebSocket %s: %s messages lost", session.number, topic)
-            for seq, kind, text in log:
-                if seq > cursor and kind == topic:
-                    session.send(text, topic)
-            setattr(session, attribute, last)
-
-    def _sts(self, state: Mapping[str, bool]) -> dict[str, Any]:
-        ident = self._ctx.identity
-        return status(state, ident.server_name, ident.server_version, ident.user_name)
+        """Queue what is due now on every open socket (see :meth:`WsTopics.push`)."""
+        self.topics.push(self.sessions())
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -529,12 +301,3 @@ class WebSocketHub:
                 self.push()
             except Exception:  # keep pushing: one bad step must not stop the socket
                 _LOG.exception("simulator WebSocket push failed")
-
-
-def _conid(target: str) -> int | None:
-    text = target.partition("@")[0].strip()
-    return int(text) if text.isdigit() else None
-
-
-def _kept(fields: frozenset[str], values: Mapping[str, Any]) -> dict[str, Any]:
-    return {code: values[code] for code in fields | {AVAILABILITY} if code in values}

@@ -152,6 +152,7 @@ class WsSession:
                     self._close(item)
                     return
                 if self.silenced:
+                    self._stats.record_ws_swallowed()
                     continue
                 topic, text = item
                 try:
