@@ -32,6 +32,7 @@ from .errors import (
     DataUnavailable,
     GatewayConnectionError,
     InvalidBarStop,
+    LiveTradingRefused,
     MarketError,
     NetworkError,
     OrderOutcomeUnknown,
@@ -57,11 +58,12 @@ from .version import __version__
 
 if TYPE_CHECKING:
     from .barstore import BarStore
-    from .bt import IBKRCPData, IBKRCPStore
+    from .bt import IBKRCPBroker, IBKRCPData, IBKRCPStore
     from .cassettes import Cassette
 
 #: Imported on first use: backtrader, pyarrow and vcrpy are slow to import.
 _LAZY = {
+    "IBKRCPBroker": ".bt",
     "IBKRCPStore": ".bt",
     "IBKRCPData": ".bt",
     "BarStore": ".barstore",
@@ -97,10 +99,12 @@ __all__ = [
     "DataUnavailable",
     "GatewayClient",
     "GatewayConnectionError",
+    "IBKRCPBroker",
     "IBKRCPData",
     "IBKRCPStore",
     "InvalidBar",
     "InvalidBarStop",
+    "LiveTradingRefused",
     "MarketError",
     "NetworkError",
     "OrderOutcomeUnknown",

@@ -10,6 +10,7 @@ Every error this package raises is a :class:`MarketError`. Third-party exception
      ├── TransportClosed          the client was closed; make a new one
      ├── ConfigError              bad argument or setting, raised before any I/O (also ValueError)
      │    ├── AmbiguousContract        several listings match a symbol (candidates)
+     │    ├── LiveTradingRefused       a live account, and allow_live was not given
      │    └── CassetteError            a cassette cannot serve the run (names the file)
      │         ├── CassetteNotFound         the file does not exist
      │         ├── CassetteCorrupt          empty, not JSON, or not a cassette
@@ -62,6 +63,7 @@ __all__ = [
     "DataUnavailable",
     "GatewayConnectionError",
     "InvalidBarStop",
+    "LiveTradingRefused",
     "MarketError",
     "NetworkError",
     "OrderOutcomeUnknown",
@@ -91,6 +93,11 @@ class MarketError(Exception):
 
 class ConfigError(MarketError, ValueError):
     """An argument or setting is invalid; nothing was sent to the gateway."""
+
+
+class LiveTradingRefused(ConfigError):
+    """The broker would trade a live (non-paper) account and the store was not told to:
+    nothing was sent. Pass ``allow_live=True`` to ``IBKRCPStore`` to trade it on purpose."""
 
 
 class AmbiguousContract(ConfigError):

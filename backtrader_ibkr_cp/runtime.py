@@ -47,6 +47,7 @@ def open_connection(
     verify: bool | str | None = None,
     timeout: float | tuple[float, float] = 10.0,
     history_concurrency: int = 4,
+    pacing: PacingLimits | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     strict: bool = False,
     cassette: str | os.PathLike[str] | Cassette | None = None,
@@ -60,7 +61,8 @@ def open_connection(
     (``record_mode``), the cassette being installed before the client sends anything.
     """
     chosen = as_cassette(cassette, record_mode)
-    pacing = PacingLimits(history_concurrency=history_concurrency)
+    if pacing is None:
+        pacing = PacingLimits(history_concurrency=history_concurrency)
     session = None
     replaying = False
     if chosen is not None and chosen.replays_stored_file():

@@ -304,6 +304,7 @@ class IBKRCPData(DataBase, metaclass=MetaIBKRCPData):  # type: ignore[misc]
         except MarketError as exc:
             raise _Rejected(self.DISCONNECTED, exc) from None
         self._start_finish()
+        self._store.data_ready(self)
         if self.p.backfill_from is not None:
             self._state = self._ST_FROM
             self.p.backfill_from.setenvironment(self._env)

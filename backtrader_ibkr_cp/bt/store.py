@@ -136,6 +136,12 @@ class IBKRCPStore(bt.Store, metaclass=MetaIBKRCPStore):  # type: ignore[misc]
         cassette (None): a cassette (path or ``Cassette``) to record gateway traffic into
             or replay it from, offline (see ``backtrader_ibkr_cp.cassettes``).
         record_mode (None): the cassette's record mode (None: replay only, ``"none"``).
+        pacing (None): the pacing limits (``PacingLimits``) instead of IBKR's documented ones
+            (for a simulator with relaxed limits; against IBKR, leave it None).
+        account (None): the account ``getbroker()`` trades (None: the gateway's selected
+            account).
+        allow_live (False): let ``getbroker()`` trade a live (non-paper) account; without it
+            a live account is refused before any order is sent.
     """
 
     params = (
@@ -151,9 +157,12 @@ class IBKRCPStore(bt.Store, metaclass=MetaIBKRCPStore):  # type: ignore[misc]
         ("stall_timeout", 30.0),
         ("cassette", None),
         ("record_mode", None),
+        ("pacing", None),
+        ("account", None),
+        ("allow_live", False),
     )
 
-    BrokerCls = bt.brokers.BackBroker
+    BrokerCls: Any = None  # set by IBKRCPBroker's metaclass
     DataCls: Any = None  # set by IBKRCPData's metaclass
     #: The clock every wait of the store uses (tests inject a fake one).
     clock: Clock = SYSTEM_CLOCK
@@ -211,10 +220,12 @@ class IBKRCPStore(bt.Store, metaclass=MetaIBKRCPStore):  # type: ignore[misc]
         """An :class:`~backtrader_ibkr_cp.bt.feed.IBKRCPData` bound to this store."""
         return self.DataCls(*args, _store=self, **kwargs)
 
-    @classmethod
-    def getbroker(cls, *args: Any, **kwargs: Any) -> Any:
-        """backtrader's simulated ``BackBroker`` (orders are not sent to IBKR yet)."""
-        return cls.BrokerCls(*args, **kwargs)
+    def getbroker(self, *, simulated: bool = False, **kwargs: Any) -> Any:
+        """An :class:`~backtrader_ibkr_cp.bt.broker.IBKRCPBroker` trading this store's account
+        (``simulated=True``: backtrader's ``BackBroker``, local fills on live data)."""
+        if simulated:
+            return bt.brokers.BackBroker(**kwargs)
+        return self.BrokerCls(_store=self, **kwargs)
 
     @classmethod
     def _reset(cls) -> None:
@@ -251,6 +262,19 @@ class IBKRCPStore(bt.Store, metaclass=MetaIBKRCPStore):  # type: ignore[misc]
             run = self._runs.pop(threading.get_ident(), None)
         if run is not None:
             self._release()
+
+    def data_ready(self, data: Any) -> None:
+        """A feed resolved its contract: the broker (if started) may load its position."""
+        broker = self.broker
+        if broker is not None and getattr(broker, "_worker", None) is not None:
+            broker.data_started(data)
+
+    def broker_ready(self, broker: Any) -> None:
+        """The broker has read the account: feeds already resolved get their positions."""
+        with self._lock:
+            datas = [d for d in self.datas if getattr(d, "_contract", None) is not None]
+        for data in datas:
+            broker.data_started(data)
 
     def end_run(self) -> None:
         """End the calling thread's run without Cerebro (a feed raising out of
@@ -386,6 +410,7 @@ class IBKRCPStore(bt.Store, metaclass=MetaIBKRCPStore):  # type: ignore[misc]
             verify=p.verify,
             timeout=p.timeout,
             history_concurrency=p.history_concurrency,
+            pacing=p.pacing,
             cache_dir=p.cache_dir,
             strict=p.strict,
             cassette=p.cassette,

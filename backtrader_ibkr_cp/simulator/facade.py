@@ -8,7 +8,8 @@ import os
 import re
 import tempfile
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from types import TracebackType
 
@@ -17,6 +18,7 @@ from .calendar import BarSize
 from .clock import SimClock
 from .context import Identity, SimContext
 from .faults import FaultQueue
+from .gates import Gate
 from .gateway import API_PREFIX, Gateway
 from .instruments import US_EXCHANGES, InstrumentBook, SimInstrument, default_instruments
 from .market import MarketModel
@@ -73,6 +75,11 @@ class GatewaySimulator:
         ws_heartbeat: real seconds between the WebSocket's ``system`` heartbeats (IBKR: ~10).
         ws_subscription_lifetime: real seconds an ``smd`` WebSocket subscription lives after
             its last ``smd`` command (IBKR ends them after ~15 minutes); None: forever.
+        monotonic: the real clock, in seconds, that drives the market clock (at ``speed``),
+            the session's idle timeout, the pacing windows and the penalty box (default
+            ``time.monotonic``; a test passes a clock it moves by hand, e.g. a fake clock's
+            ``now``, so those are exact). Latency, held answers and the WebSocket use real
+            time.
 
     The WebSocket (``/v1/api/ws``, :mod:`.ws_hub`) shares the port; its ground truth is
     ``stats.ws_connections`` and ``stats.ws_messages``, its controls
@@ -110,6 +117,7 @@ class GatewaySimulator:
         cash: float = 1_000_000.0,
         ws_heartbeat: float = 10.0,
         ws_subscription_lifetime: float | None = 900.0,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         if latency < 0:
             raise ValueError(f"latency must be >= 0 seconds, got {latency!r}")
@@ -125,12 +133,12 @@ class GatewaySimulator:
         self._host = _loopback(host)
         self._port = port
         self._tls = tls
-        self._clock = SimClock(speed, start)
+        self._clock = SimClock(speed, start, monotonic)
         self._book = InstrumentBook(default_instruments())
         self._market = MarketModel(seed)
         self._stats = SimStats()
         self._faults = FaultQueue()
-        session = SessionState(session_timeout, authenticated)
+        session = SessionState(session_timeout, authenticated, monotonic)
         identity = Identity(account=account, paper=paper)
         self._desk = TradingDesk(
             self._clock, self._market, self._book, session, account, cash, identity.user_name
@@ -149,7 +157,10 @@ class GatewaySimulator:
         )
         self._ticker = EngineTicker(self._desk.advance, TICK_SECONDS, "ibkr-sim-orders")
         pacer = Pacer(
-            limits or SimLimits(), penalty_seconds, on_history_peak=self._stats.record_history_peak
+            limits or SimLimits(),
+            penalty_seconds,
+            monotonic,
+            on_history_peak=self._stats.record_history_peak,
         )
         self._gateway = Gateway(self._ctx, pacer, self._faults, latency)
         self._sockets = WebSocketHub(
@@ -457,6 +468,16 @@ class GatewaySimulator:
     ) -> None:
         """Make the next ``count`` matching requests fail with ``kind`` (see :mod:`.faults`)."""
         self._faults.inject(kind, count, path=path, seconds=seconds)
+
+    def gate(self, path: str) -> Gate:
+        """Hold the answers to API ``path`` (e.g. ``"/iserver/marketdata/history"``) until
+        the returned :class:`~.gates.Gate` opens: ``with sim.gate(path) as gate: ...``
+        (leaving the block opens it; so does :meth:`stop`). Only admitted requests wait (a
+        429 is answered at once); a held history request keeps its slot. For tests that need
+        requests in flight together; ``gate.wait_held(n, timeout)`` waits until ``n`` are."""
+        if path.startswith(API_PREFIX):
+            path = path[len(API_PREFIX) :]
+        return self._gateway.gates.add(path)
 
     def clear_faults(self) -> None:
         """Drop every pending fault."""

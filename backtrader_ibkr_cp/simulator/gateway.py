@@ -22,6 +22,7 @@ from typing import Any
 from . import handlers
 from .context import SimContext
 from .faults import Fault, FaultQueue
+from .gates import Gate, Gates
 from .history import serve_history
 from .orders.routes import match
 from .pacing import HISTORY_PATH, SNAPSHOT_PATH, Pacer
@@ -74,17 +75,20 @@ class Action(enum.Enum):
 @dataclass(frozen=True)
 class Outcome:
     """``action`` after waiting ``delay`` seconds; ``hold`` seconds for :attr:`Action.HOLD`.
-    ``release`` (if any) must be called once the request is finished."""
+    ``release`` (if any) must be called once the request is finished. ``gate``: wait at it
+    first (:mod:`.gates`)."""
 
     action: Action
     response: Response | None = None
     delay: float = 0.0
     hold: float = 0.0
     release: Callable[[], None] | None = None
+    gate: Gate | None = None
 
 
 class Gateway:
-    """Thread-safe request pipeline; ``latency`` (seconds) is added to every API answer."""
+    """Thread-safe request pipeline; ``latency`` (seconds) is added to every API answer, and
+    admitted answers to a path with a closed gate in :attr:`gates` wait at it."""
 
     def __init__(
         self, ctx: SimContext, pacer: Pacer, faults: FaultQueue, latency: float = 0.0
@@ -93,6 +97,7 @@ class Gateway:
         self.pacer = pacer
         self.faults = faults
         self.latency = latency
+        self.gates = Gates()
 
     def handle(self, method: str, path: str, query: Mapping[str, str], body: bytes) -> Outcome:
         """Process one request to ``path`` (as sent, with ``/v1/api``) and say what to do."""
@@ -129,6 +134,7 @@ class Gateway:
             outcome.delay + self.latency,
             outcome.hold,
             admission.release,
+            self.gates.get(api_path) if outcome.action is Action.RESPOND else None,
         )
 
     def _route(self, request: Request) -> Outcome:

@@ -99,6 +99,8 @@ class _Handler(BaseHTTPRequestHandler):
         stop = self.server.stop_event
         release = outcome.release
         try:
+            if outcome.gate is not None:
+                outcome.gate.pass_through()  # stop() opens every gate
             if outcome.delay > 0 and stop.wait(outcome.delay):
                 self.close_connection = True
                 return
@@ -254,6 +256,7 @@ class SimHTTPServer(ThreadingHTTPServer):
     def stop(self) -> None:
         """Stop accepting, cut open connections, join every thread, close the socket."""
         self.stop_event.set()
+        self.gateway.gates.open_all()
         if self._thread is not None:
             self.shutdown()
             self._thread.join()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 __all__ = ["SimStats"]
 
@@ -24,10 +24,13 @@ class SimStats:
       (``"smd"`` for ``smd+265598``; ``"ech"`` for the ``ech+hb`` echo); messages a silenced
       socket swallowed are not counted.
     - ``ws_swallowed``: WebSocket messages a silenced socket swallowed instead of sending.
+
+    :meth:`wait_for` blocks until the counters satisfy a condition (a test waiting for a
+    request to arrive); every ``record_*`` method wakes it.
     """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.Condition(threading.RLock())
         self._requests: Counter[str] = Counter()
         self._rate_limited = 0
         self._max_concurrent_history = 0
@@ -88,40 +91,56 @@ class SimStats:
             self._ws_connections = 0
             self._ws_messages.clear()
             self._ws_swallowed = 0
+            self._lock.notify_all()
+
+    def wait_for(self, condition: Callable[[SimStats], bool], timeout: float) -> bool:
+        """Block until ``condition(stats)`` is true, checked now and after every change, or
+        ``timeout`` real seconds passed; returns its last value. E.g. wait until a request
+        has arrived: ``sim.stats.wait_for(lambda s: s.requests[path] >= 1, timeout=10)``."""
+        with self._lock:
+            return self._lock.wait_for(lambda: condition(self), timeout)
 
     # -- recording (called by the gateway) ---------------------------------------------------
 
     def record_request(self, path: str) -> None:
         with self._lock:
             self._requests[path] += 1
+            self._lock.notify_all()
 
     def record_rate_limited(self) -> None:
         with self._lock:
             self._rate_limited += 1
+            self._lock.notify_all()
 
     def record_history_peak(self, in_flight: int) -> None:
         with self._lock:
             self._max_concurrent_history = max(self._max_concurrent_history, in_flight)
+            self._lock.notify_all()
 
     def record_history(self, params: Mapping[str, str]) -> None:
         with self._lock:
             self._history_requests.append(dict(params))
+            self._lock.notify_all()
 
     def record_snapshot(self, conids: list[int]) -> None:
         with self._lock:
             self._snapshot_conids.append(list(conids))
+            self._lock.notify_all()
 
     def record_ws_connection(self) -> None:
         with self._lock:
             self._ws_connections += 1
+            self._lock.notify_all()
 
     def record_ws_message(self, topic: str) -> None:
         with self._lock:
             self._ws_messages[topic] += 1
+            self._lock.notify_all()
 
     def record_ws_swallowed(self) -> None:
         with self._lock:
             self._ws_swallowed += 1
+            self._lock.notify_all()
 
     def __repr__(self) -> str:
         with self._lock:

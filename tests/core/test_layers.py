@@ -22,7 +22,7 @@ LAYERS: list[set[str]] = [
     {"client"},
     {"history", "contracts", "barstore"},
     {"gateway"},
-    {"live"},
+    {"live", "trading"},
     {"plugins", "cassettes"},
     {"runtime"},
     {"bt"},
