@@ -41,6 +41,7 @@ from .errors import (
     RequestTimeout,
     TlsError,
     TransportClosed,
+    WebSocketUnavailable,
 )
 from .gateway import ClientHooks, GatewayClient, SymbolLike
 from .models import (
@@ -120,6 +121,7 @@ __all__ = [
     "Timeframe",
     "TlsError",
     "TransportClosed",
+    "WebSocketUnavailable",
     "__version__",
 ]
 

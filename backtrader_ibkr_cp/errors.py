@@ -24,6 +24,7 @@ Every error this package raises is a :class:`MarketError`. Third-party exception
      │    ├── AuthenticationError      not logged in, session expired, competing session
      │    ├── RateLimitExceeded        429 / penalty box (carries retry_after seconds)
      │    ├── AccountsRequired         /iserver/accounts first (handled by the client)
+     │    ├── WebSocketUnavailable     the gateway serves no WebSocket (use polled snapshots)
      │    └── DataUnavailable          "No data.", unknown contract, no market-data permission
      │         └── ContractNotFound         no listing matches a symbol or conid
      ├── DataIntegrityError       the gateway's data is malformed or fails validation
@@ -72,6 +73,7 @@ __all__ = [
     "RequestTimeout",
     "TlsError",
     "TransportClosed",
+    "WebSocketUnavailable",
 ]
 
 
@@ -371,3 +373,12 @@ class OrderOutcomeUnknown(NetworkError):
         self.order_id = order_id
         self.reply_id = reply_id
         self.status = status
+
+
+# -- the WebSocket (client.websocket) -------------------------------------------------------
+
+
+class WebSocketUnavailable(ApiError):
+    """The gateway answered the WebSocket upgrade (``/v1/api/ws``) with something other than
+    a WebSocket (``status`` the HTTP status, None when the answer was not HTTP at all): it does
+    not serve one there. Not retried; use polled snapshots (``streaming="poll"``)."""

@@ -57,6 +57,7 @@ EXPECTED = {
     "Timeframe",
     "TlsError",
     "TransportClosed",
+    "WebSocketUnavailable",
     "__version__",
 }
 
