@@ -423,10 +423,10 @@ class IBKRCPBroker(bt.BrokerBase, metaclass=MetaIBKRCPBroker):  # type: ignore[m
             return Tif.GTC, None
         if not valid:
             return Tif.DAY, None
-        moment = num2date(valid)
-        if moment.time() >= _END_OF_DAY:
+        local = order.data.num2date(valid)  # in the data's time zone, as backtrader wrote it
+        if local.time() >= _END_OF_DAY:
             return Tif.DAY, None
-        return Tif.GTD, moment.replace(tzinfo=timezone.utc)
+        return Tif.GTD, num2date(valid).replace(tzinfo=timezone.utc)
 
     # -- what the worker reported (Cerebro's thread) --------------------------------------
 

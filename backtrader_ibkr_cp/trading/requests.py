@@ -87,6 +87,8 @@ class OrderRequest:
         parent_ref: the bracket parent's ref (children only).
         oca_ref: the ref of the first order of its OCO group (every member, the first
             included).
+        tick: the contract's price increment; prices (backtrader computes trailing stops
+            and limits with many decimals) are rounded to it, as IBKR refuses others.
     """
 
     ref: int
@@ -103,6 +105,7 @@ class OrderRequest:
     outside_rth: bool = False
     parent_ref: int | None = None
     oca_ref: int | None = None
+    tick: float = 0.01
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
@@ -116,18 +119,26 @@ def _positive(value: float | None) -> bool:
 
 def _trail(request: OrderRequest) -> tuple[float, str] | Unsupported:
     if _positive(request.trailamount):
-        assert request.trailamount is not None
-        return request.trailamount, "amt"
+        amount = _on_tick(request.trailamount, request.tick)
+        assert amount is not None
+        return max(amount, request.tick), "amt"
     if _positive(request.trailpercent):
         assert request.trailpercent is not None
         return request.trailpercent * 100.0, "%"
     return Unsupported(f"a {request.exectype.value} order needs trailamount or trailpercent (> 0)")
 
 
+def _on_tick(value: float | None, tick: float) -> float | None:
+    if value is None or not math.isfinite(value):
+        return value
+    return round(round(value / tick) * tick, 10)
+
+
 def _kind_and_prices(request: OrderRequest) -> dict[str, Any] | Unsupported:
     """The ticket's order type and price fields, or why there are none."""
     kind = request.exectype
-    price, plimit = request.price, request.plimit
+    price = _on_tick(request.price, request.tick)
+    plimit = _on_tick(request.plimit, request.tick)
     if kind is ExecType.MARKET:
         return {"order_type": "MKT"}
     if kind is ExecType.CLOSE:

@@ -21,7 +21,7 @@ from backtrader_ibkr_cp import IBKRCPStore
 from backtrader_ibkr_cp.client.pacing import PacingLimits
 from backtrader_ibkr_cp.simulator import GatewaySimulator
 from backtrader_ibkr_cp.simulator.pacing import SimLimits
-from tests.support.instants import TUESDAY_MORNING
+from tests.support.instants import NY, TUESDAY_MORNING
 
 #: The order lists without IBKR's 1-per-5-s limit (both sides).
 RELAXED_SIM = SimLimits(
@@ -100,6 +100,7 @@ class Scripted(bt.Strategy):  # type: ignore[misc]
         if order.status == order.Completed or order.status == order.Partial:
             ex = order.executed
             self.seen.executed[order.ref] = (ex.size, ex.price, ex.comm)
+        self._maybe_stop()
 
     def notify_trade(self, trade: Any) -> None:
         self.seen.trades.append(("closed" if trade.isclosed else "open", trade.pnl))
@@ -114,14 +115,17 @@ class Scripted(bt.Strategy):  # type: ignore[misc]
         self._maybe_stop()
 
     def _maybe_stop(self) -> None:
+        """Stop ``after`` live bars once every order made is done (at once with 0)."""
         made = list(self.seen.orders.values())
         if made and all(not o.alive() for o in made) and self.done_at is None:
             self.done_at = self.live
         if self.done_at is not None and self.live >= self.done_at + self.p.after:
-            self.seen.cash = self.broker.getcash()
-            self.seen.value = self.broker.getvalue()
-            self.seen.position = self.getposition(self.data).size
             self.env.runstop()
+
+    def stop(self) -> None:
+        self.seen.cash = self.broker.getcash()
+        self.seen.value = self.broker.getvalue()
+        self.seen.position = self.getposition(self.data).size
 
 
 def run_script(
@@ -137,11 +141,12 @@ def run_script(
     seen = Seen()
     the_store = store_for(sim, **(store or {}))
     cerebro = bt.Cerebro(stdstats=False, quicknotify=True)
+    start = (sim.now() - dt.timedelta(minutes=5)).astimezone(NY).replace(tzinfo=None)
     data = the_store.getdata(
         dataname=symbol,
         timeframe=bt.TimeFrame.Minutes,
         compression=1,
-        fromdate=dt.datetime(2024, 3, 5, 9, 55),
+        fromdate=start,  # a short backfill: live bars come soon
         qcheck=0.05,
     )
     cerebro.adddata(data, name=symbol)
