@@ -20,13 +20,13 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import TUESDAY_MORNING, Client
-from sim_trading import RELAXED, Trader
+from sim_trading import RELAXED, TUESDAY, Trader
 from websockets.exceptions import ConnectionClosed, ConnectionClosedError, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from backtrader_ibkr_cp.simulator import GatewaySimulator
 
+TUESDAY_MORNING = TUESDAY  # 10:00:30 New York: regular hours
 AAPL = 265598
 IBM = 8314
 FIELDS = ["31", "55", "70", "71", "84", "85", "86", "87", "88", "7059", "7295", "7741", "7762"]
@@ -136,7 +136,7 @@ def wsim() -> Iterator[GatewaySimulator]:
         yield sim
 
 
-def rest_snapshot(client: Client, conid: int) -> dict[str, Any]:
+def rest_snapshot(client: Any, conid: int) -> dict[str, Any]:
     """The snapshot endpoint's entry for ``conid`` now (accounts and pre-flight first)."""
     client.get("/iserver/accounts")
     entry: dict[str, Any] = client.snapshot(str(conid), ",".join(FIELDS)).json()[0]
@@ -265,7 +265,7 @@ def test_echo_and_tic(wsim: GatewaySimulator, socket_for: Callable[..., Socket])
 
 @pytest.mark.parametrize("tls", [True, False], ids=["wss", "ws"])
 def test_smd_first_message_then_deltas_match_the_snapshot_endpoint(
-    tls: bool, client_for: Callable[[GatewaySimulator], Client], socket_for: Callable[..., Socket]
+    tls: bool, client_for: Callable[[GatewaySimulator], Any], socket_for: Callable[..., Socket]
 ) -> None:
     with GatewaySimulator(
         seed=7, speed=0, start=TUESDAY_MORNING, tls=tls, ws_heartbeat=QUIET, limits=RELAXED
@@ -418,7 +418,7 @@ def test_sor_and_str_push_an_order_placed_through_rest(
 def test_sts_on_competing_login_and_recovery(
     wsim: GatewaySimulator,
     socket_for: Callable[..., Socket],
-    client_for: Callable[[GatewaySimulator], Client],
+    client_for: Callable[[GatewaySimulator], Any],
 ) -> None:
     client = client_for(wsim)
     ws = socket_for(wsim)
@@ -442,7 +442,7 @@ def test_sts_on_competing_login_and_recovery(
 def test_sts_on_expiry_and_daily_reset(
     wsim: GatewaySimulator,
     socket_for: Callable[..., Socket],
-    client_for: Callable[[GatewaySimulator], Client],
+    client_for: Callable[[GatewaySimulator], Any],
 ) -> None:
     client = client_for(wsim)
     ws = socket_for(wsim)
