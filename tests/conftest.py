@@ -1,28 +1,72 @@
-"""Fixtures shared by every test folder."""
+"""Fixtures shared by every test folder: simulators, a fake clock, a closed port, a check that
+a test leaves no thread running, and a private shared-pacing folder per test.
+
+Helpers that are not fixtures live in :mod:`tests.support` (instants, simulators, clocks,
+ground truth, a recording strategy).
+"""
 
 from __future__ import annotations
 
+import socket
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
+
+from backtrader_ibkr_cp.simulator import GatewaySimulator
+from backtrader_ibkr_cp.timing import FakeClock
+from tests.support.sims import make_sim
+
+#: Real seconds the threads a test started get to end after it before it fails.
+THREAD_JOIN_SECONDS = 5.0
 
 
 @pytest.fixture
 def no_thread_leak() -> Iterator[None]:
-    """Fail the test if it leaves a non-daemon or package thread running."""
+    """Fail the test if a thread it started is still running after it (each one is joined,
+    at most :data:`THREAD_JOIN_SECONDS` in all)."""
     before = set(threading.enumerate())
     yield
-    deadline = 5.0
-    import time
+    deadline = time.monotonic() + THREAD_JOIN_SECONDS
+    while extra := [t for t in threading.enumerate() if t not in before]:
+        for thread in extra:  # a thread may start another one while it ends: look again
+            thread.join(max(0.0, deadline - time.monotonic()))
+        alive = [t.name for t in extra if t.is_alive()]
+        if alive:
+            raise AssertionError(f"threads left running: {alive}")
 
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        extra = [t for t in threading.enumerate() if t not in before and t.is_alive()]
-        if not extra:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"threads left running: {[t.name for t in extra]}")
+
+@pytest.fixture
+def sim_factory() -> Iterator[Callable[..., GatewaySimulator]]:
+    """``sim_factory(**kwargs)`` starts a simulator (:func:`tests.support.sims.make_sim`:
+    seed 7, frozen on Tuesday morning unless told otherwise); each is stopped at teardown."""
+    started: list[GatewaySimulator] = []
+
+    def start(**kwargs: Any) -> GatewaySimulator:
+        simulator = make_sim(**kwargs)
+        started.append(simulator)
+        return simulator.start()
+
+    yield start
+    for simulator in reversed(started):
+        simulator.stop()
+
+
+@pytest.fixture
+def fake_clock() -> FakeClock:
+    """A clock that moves only when the test advances it (``autojump`` off; set
+    ``fake_clock.autojump = True`` to let every wait jump to its end)."""
+    return FakeClock()
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A loopback port nothing listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(autouse=True)

@@ -1,19 +1,19 @@
-"""Fixtures for the client tests: the gateway simulator with a client over it, a scripted
-loopback HTTP server, and a closed port."""
+"""Fixtures for the client tests: the gateway simulator with a client over it and a scripted
+loopback HTTP server (``closed_port``, ``sim_factory`` and ``fake_clock`` are in
+``tests/conftest.py``)."""
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Iterator
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterator
 
 import pytest
-from scripted_server import Scripted
 
 from backtrader_ibkr_cp.client.api import ApiClient
-from backtrader_ibkr_cp.client.retry import RetryPolicy
 from backtrader_ibkr_cp.client.transport import Transport
 from backtrader_ibkr_cp.simulator import GatewaySimulator
+from tests.client.scripted_server import Scripted
+from tests.support.instants import TUESDAY_MIDDAY
+from tests.support.policies import FAST_RETRY
 
 
 @pytest.fixture
@@ -23,23 +23,9 @@ def scripted() -> Iterator[Scripted]:
 
 
 @pytest.fixture
-def closed_port() -> int:
-    """A loopback port nothing listens on."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-#: A Tuesday, 13:00 New York time: the simulated market is open.
-MARKET_OPEN = datetime(2024, 3, 5, 18, 0, tzinfo=timezone.utc)
-#: Retries without real back-off waits.
-FAST_RETRY = RetryPolicy(backoff_factor=0.01, jitter=0.0)
-
-
-@pytest.fixture
-def sim() -> Iterator[GatewaySimulator]:
-    with GatewaySimulator(seed=0, start=MARKET_OPEN) as simulator:
-        yield simulator
+def sim(sim_factory: Callable[..., GatewaySimulator]) -> GatewaySimulator:
+    """A simulator frozen on Tuesday 13:00 New York (seed 0)."""
+    return sim_factory(seed=0, start=TUESDAY_MIDDAY)
 
 
 @pytest.fixture

@@ -5,24 +5,29 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+#: The most real seconds a held answer waits for its event (a safety net for a failing test).
+HOLD_LIMIT = 30.0
 
 
 @dataclass
 class Reply:
     """One scripted answer. ``body`` is sent as is; ``length`` overrides Content-Length
-    (a larger value makes a truncated body); ``delay`` seconds pass before answering;
-    ``drop`` closes the connection without an answer."""
+    (a larger value makes a truncated body); ``hold``: the answer waits until the test sets
+    this event (at most :data:`HOLD_LIMIT` seconds, then the connection closes unanswered),
+    and ``held`` is set once the request has arrived and waits; ``drop`` closes the
+    connection without an answer."""
 
     status: int = 200
     body: bytes = b"{}"
     content_type: str = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
     length: int | None = None
-    delay: float = 0.0
+    hold: threading.Event | None = None
+    held: threading.Event = field(default_factory=threading.Event)
     drop: bool = False
 
 
@@ -79,8 +84,10 @@ class Scripted:
                 with scripted.lock:
                     scripted.seen.append(Seen(self.command, self.path, dict(self.headers), body))
                 reply = scripted._next(path)
-                if reply.delay:
-                    time.sleep(reply.delay)
+                if reply.hold is not None:
+                    reply.held.set()
+                    if not reply.hold.wait(HOLD_LIMIT):
+                        reply = Reply(drop=True)
                 if reply.drop:
                     self.connection.shutdown(socket.SHUT_RDWR)
                     self.close_connection = True

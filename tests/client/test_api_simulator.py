@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
 
 from backtrader_ibkr_cp.client.api import ApiClient
-from backtrader_ibkr_cp.client.transport import ClientEvent
+from backtrader_ibkr_cp.client.transport import ClientEvent, Transport
 from backtrader_ibkr_cp.errors import ApiError, DataUnavailable
 from backtrader_ibkr_cp.models.timeframe import Timeframe
 from backtrader_ibkr_cp.simulator import GatewaySimulator
+from backtrader_ibkr_cp.timing import FakeClock
+from tests.support.instants import TUESDAY_MIDDAY
+from tests.support.policies import FAST_RETRY
 
 SNAPSHOT = "/iserver/marketdata/snapshot"
 
@@ -142,12 +146,22 @@ def test_unsubscribe(api: ApiClient, sim: GatewaySimulator) -> None:
     assert api.unsubscribe_all() is True
 
 
-def test_server_time_follows_the_gateways_clock(api: ApiClient, sim: GatewaySimulator) -> None:
-    before = sim.now()
-    gateway_now = api.server_time()
-    assert before - timedelta(seconds=1) <= gateway_now <= sim.now()
-    api.snapshot_ready([sim.conid("AAPL")], interval=0.05)
-    assert abs(api.server_time() - sim.now()) < timedelta(seconds=0.5)
+def test_server_time_follows_the_gateways_clock(
+    sim_factory: Callable[..., GatewaySimulator], fake_clock: FakeClock
+) -> None:
+    """The simulator's market clock runs on the client's fake clock: the client's idea of
+    the gateway's time is a lower bound to the second from the ``Date`` header, advanced by
+    the local clock, and exact to the millisecond once a snapshot's ``_updated`` came."""
+    fake_clock.autojump = True  # snapshot_ready's waits between polls move both clocks
+    sim = sim_factory(seed=0, speed=1, start=TUESDAY_MIDDAY, monotonic=fake_clock.now)
+    with Transport(sim.url, retry=FAST_RETRY, clock=fake_clock) as transport:
+        api = ApiClient(transport)
+        assert api.server_time() == sim.now() == TUESDAY_MIDDAY  # a Date on a whole second
+        fake_clock.advance(90.5)
+        assert api.server_time() == sim.now()  # the Date, advanced by the local clock
+        api.snapshot_ready([sim.conid("AAPL")], interval=0.05)
+        assert fake_clock.waits  # the polls waited (on both clocks)
+        assert abs(api.server_time() - sim.now()) < timedelta(milliseconds=1)
 
 
 def test_unknown_conid_is_an_api_error(api: ApiClient) -> None:

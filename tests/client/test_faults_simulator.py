@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from backtrader_ibkr_cp.client.api import ApiClient
+from backtrader_ibkr_cp.client.pacing import Pacer
 from backtrader_ibkr_cp.client.retry import RetryPolicy
 from backtrader_ibkr_cp.client.transport import ClientEvent, Transport
 from backtrader_ibkr_cp.errors import (
@@ -18,6 +17,8 @@ from backtrader_ibkr_cp.errors import (
     RequestTimeout,
 )
 from backtrader_ibkr_cp.simulator import GatewaySimulator
+from backtrader_ibkr_cp.timing import FakeClock
+from tests.support.policies import FAST_RETRY
 
 HISTORY = "/iserver/marketdata/history"
 
@@ -78,16 +79,26 @@ def test_server_error_keeps_the_gateways_words(api: ApiClient, sim: GatewaySimul
 
 
 def test_429_honours_retry_after_and_holds_every_request(
-    api: ApiClient, sim: GatewaySimulator
+    sim: GatewaySimulator, fake_clock: FakeClock
 ) -> None:
+    """The retry waits the answer's Retry-After (1 s) on the client's clock, and the pacer
+    holds every request until then: both on one fake clock that jumps to the end of each
+    wait, so the waits are exact and nothing else waited."""
+    fake_clock.autojump = True
     events: list[ClientEvent] = []
-    api.transport.add_listener(events.append)
-    sim.inject("http_429")
-    started = time.monotonic()
-    assert history(api, sim) > 0
-    assert time.monotonic() - started >= 1.0  # Retry-After: 1
+    pacer = Pacer(clock=fake_clock, random=lambda: 0.0)
+    with Transport(sim.url, retry=FAST_RETRY, pacer=pacer, clock=fake_clock) as transport:
+        transport.add_listener(events.append)
+        api = ApiClient(transport)
+        sim.inject("http_429")
+        assert history(api, sim) > 0
+        assert pacer.penalty_remaining == 0.0  # the penalty is over: the retry waited it out
+    assert fake_clock.waits == [1.0]  # Retry-After: 1
     (limited,) = [e for e in events if e.kind == "rate_limited"]
     assert limited.details["retry_after"] == 1.0
+    assert limited.details["penalty_seconds"] == 1.0
+    (retry,) = [e for e in events if e.kind == "retry"]
+    assert retry.details["sleep_seconds"] == 1.0
     assert sim.stats.requests[HISTORY] == 2
 
 
@@ -100,31 +111,37 @@ def test_429_twice_raises_rate_limit_exceeded(api: ApiClient, sim: GatewaySimula
     assert api.transport.pacer.throttled_since is not None
 
 
-def test_timeout_fault_is_a_request_timeout_within_the_configured_timeout(
+def test_timeout_fault_is_a_request_timeout_from_the_configured_timeout(
     sim: GatewaySimulator,
 ) -> None:
-    sim.inject("timeout", seconds=3.0)
-    with Transport(sim.url, timeout=(2.0, 0.4), retry=RetryPolicy.no_retries()) as transport:
-        started = time.monotonic()
-        with pytest.raises(RequestTimeout) as raised:
-            ApiClient(transport).history(sim.conid("AAPL"), "5min", "1h")
-        assert time.monotonic() - started < 1.5
+    """The simulator holds the request for a minute without answering: only the client's
+    0.4 s read timeout can end it as a RequestTimeout (the hold's end would be a dropped
+    connection)."""
+    sim.inject("timeout", seconds=60.0)
+    transport = Transport(sim.url, timeout=(2.0, 0.4), retry=RetryPolicy.no_retries())
+    with transport, pytest.raises(RequestTimeout) as raised:
+        ApiClient(transport).history(sim.conid("AAPL"), "5min", "1h")
     assert raised.value.timeout == 0.4
+    assert sim.stats.requests[HISTORY] == 1
 
 
 def test_timeout_then_success(sim: GatewaySimulator) -> None:
-    sim.inject("timeout", seconds=2.0)
-    retry = RetryPolicy(backoff_factor=0.01, jitter=0.0)
-    with Transport(sim.url, timeout=(2.0, 0.3), retry=retry) as transport:
+    sim.inject("timeout", seconds=60.0)
+    with Transport(sim.url, timeout=(2.0, 0.3), retry=FAST_RETRY) as transport:
         assert ApiClient(transport).history(sim.conid("AAPL"), "5min", "1h").bars
+    assert sim.stats.requests[HISTORY] == 2
 
 
 def test_latency_fault_is_just_slow(api: ApiClient, sim: GatewaySimulator) -> None:
+    """A late answer (0.3 s, within the 5 s read timeout) is a normal answer: the request
+    that took the latency fault is the only one sent, and nothing is retried."""
+    events: list[ClientEvent] = []
+    api.transport.add_listener(events.append)
     sim.inject("latency", seconds=0.3)
-    started = time.monotonic()
     assert history(api, sim) > 0
-    assert time.monotonic() - started >= 0.3
+    assert sim.pending_faults == 0  # the history request was the one held back
     assert sim.stats.requests[HISTORY] == 1
+    assert not [e for e in events if e.kind == "retry"]
 
 
 def test_401_is_text_plain_with_the_gateways_text(

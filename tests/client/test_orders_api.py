@@ -9,15 +9,13 @@ IBKR's and look at the pacer's waits, never at wall time.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from backtrader_ibkr_cp.client.api import ApiClient
 from backtrader_ibkr_cp.client.orders_api import ORDER_RETRY
 from backtrader_ibkr_cp.client.pacing import Pacer, PacingLimits, request_kind
-from backtrader_ibkr_cp.client.retry import RetryPolicy
 from backtrader_ibkr_cp.client.transport import Transport
 from backtrader_ibkr_cp.errors import (
     ApiError,
@@ -38,15 +36,14 @@ from backtrader_ibkr_cp.models.orders import OrderStatus
 from backtrader_ibkr_cp.models.tickets import OrderTicket
 from backtrader_ibkr_cp.simulator import GatewaySimulator
 from backtrader_ibkr_cp.simulator.pacing import SimLimits
-from backtrader_ibkr_cp.timing import FakeClock, Signal, SystemClock
+from backtrader_ibkr_cp.timing import FakeClock
 from backtrader_ibkr_cp.wire import ACCOUNT_ID
+from tests.support.instants import TUESDAY_MIDDAY
+from tests.support.policies import FAST_RETRY
 
-#: A Tuesday, 13:00 New York time: the simulated market is open.
-MARKET_OPEN = datetime(2024, 3, 5, 18, 0, tzinfo=timezone.utc)
 ACCOUNT = "DU0000000"
 PLACE = f"/iserver/account/{ACCOUNT}/orders"
 LIVE = "/iserver/account/orders"
-FAST_RETRY = RetryPolicy(backoff_factor=0.01, jitter=0.0)
 #: The simulator's own log: IBKR's side of the wire, which knows the account.
 SIMULATOR_LOG = "backtrader_ibkr_cp.simulator"
 #: The simulator without its 1-per-5-s limits (for tests that are not about them).
@@ -54,9 +51,9 @@ RELAXED = SimLimits(live_orders_per_5s=1000, trades_per_5s=1000, portfolio_accou
 
 
 @pytest.fixture
-def sim() -> Iterator[GatewaySimulator]:
-    with GatewaySimulator(seed=0, start=MARKET_OPEN, speed=0, limits=RELAXED) as simulator:
-        yield simulator
+def sim(sim_factory: Callable[..., GatewaySimulator]) -> GatewaySimulator:
+    """Frozen on Tuesday 13:00 New York (the market is open), seed 0, order limits relaxed."""
+    return sim_factory(seed=0, start=TUESDAY_MIDDAY, speed=0, limits=RELAXED)
 
 
 def client(sim: GatewaySimulator, pacer: Pacer | None = None, read: float = 5.0) -> ApiClient:
@@ -510,32 +507,23 @@ def test_five_second_limits_are_validated_merged_and_off_when_unpaced() -> None:
     assert [w.name for w in PacingLimits().windows("trades")] == ["total", "trades"]
 
 
-class RecordingClock(SystemClock):
-    """The real clock, remembering every wait the pacer asks for (seconds)."""
-
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    def wait(self, seconds: float, *signals: Signal | None) -> bool:
-        self.waits.append(seconds)
-        return super().wait(seconds, *signals)
-
-
-def test_back_to_back_live_orders_wait_instead_of_earning_a_429() -> None:
-    """IBKR's limits on both sides: the client holds the second call back ~5 s (its pacer's
-    observable waits), and the simulator, which answers 429 to a second call within 5 s,
-    never does."""
-    with GatewaySimulator(seed=0, start=MARKET_OPEN, speed=0) as sim:
-        clock = RecordingClock()
-        api = client(sim, Pacer(PacingLimits(), clock=clock))
-        try:
-            assert api.live_orders().snapshot is False
-            assert api.live_orders().snapshot is True
-        finally:
-            api.transport.close()
-        assert sim.stats.rate_limited == 0 and sim.stats.requests[LIVE] == 2
-        assert api.transport.pacer.sent["live_orders"] == 2
-        assert sum(w for w in clock.waits if math.isfinite(w)) >= 5.0
+def test_back_to_back_live_orders_wait_instead_of_earning_a_429(
+    sim_factory: Callable[..., GatewaySimulator], fake_clock: FakeClock
+) -> None:
+    """IBKR's limits on both sides, on one fake clock that jumps to the end of each wait:
+    the client holds the second call back 5 s (its pacer's wait), and the simulator, which
+    answers 429 to a second call within 5 s of its own clock, never does."""
+    fake_clock.autojump = True
+    sim = sim_factory(seed=0, start=TUESDAY_MIDDAY, speed=0, monotonic=fake_clock.now)
+    api = client(sim, Pacer(PacingLimits(), clock=fake_clock))
+    try:
+        assert api.live_orders().snapshot is False
+        assert api.live_orders().snapshot is True
+    finally:
+        api.transport.close()
+    assert sim.stats.rate_limited == 0 and sim.stats.requests[LIVE] == 2
+    assert api.transport.pacer.sent["live_orders"] == 2
+    assert sum(w for w in fake_clock.waits if math.isfinite(w)) >= 5.0
 
 
 def test_events_and_logs_of_an_order_request_never_carry_the_account_id(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import threading
-import time
 from contextlib import ExitStack
 
 import pytest
@@ -20,6 +19,8 @@ from backtrader_ibkr_cp.timing import FakeClock
 
 SNAPSHOT = "/iserver/marketdata/snapshot"
 HISTORY = "/iserver/marketdata/history"
+#: Real seconds a test waits for a thread it started before it fails.
+JOIN_TIMEOUT = 10.0
 
 
 def make(limits: PacingLimits | None = None) -> tuple[Pacer, FakeClock]:
@@ -148,38 +149,39 @@ def test_penalize_holds_everyone_and_is_observable() -> None:
     assert pacer.penalty_remaining == 0.0
 
 
-def test_waiting_callers_are_observable_with_real_threads() -> None:
-    pacer = Pacer(PacingLimits(history_concurrency=1))
+def test_waiting_callers_are_observable_with_real_threads(fake_clock: FakeClock) -> None:
+    """A second caller blocks in a real thread while the first holds the only history slot,
+    and goes the moment that slot is released: the clock never moves, so nothing but the
+    release can have let it through."""
+    pacer = Pacer(PacingLimits(history_concurrency=1), clock=fake_clock)
     entered = threading.Event()
     release = threading.Event()
+    order: list[str] = []
 
     def first() -> None:
         with pacer.slot(HISTORY):
             entered.set()
-            release.wait(5)
-
-    done: list[float] = []
+            release.wait(JOIN_TIMEOUT)
+            order.append("first released")
 
     def second() -> None:
         with pacer.slot(HISTORY):
-            done.append(time.monotonic())
+            order.append("second sent")
 
     t1 = threading.Thread(target=first)
     t1.start()
-    assert entered.wait(5)
+    assert entered.wait(JOIN_TIMEOUT)
     t2 = threading.Thread(target=second)
     t2.start()
-    deadline = time.monotonic() + 5
-    while pacer.waiting == 0 and time.monotonic() < deadline:
-        time.sleep(0.005)
+    fake_clock.wait_for_sleepers(1)  # the second caller waits for the slot
     assert pacer.waiting == 1
     assert pacer.throttled_since is not None
-    assert not done
-    released_at = time.monotonic()
+    assert order == []
     release.set()
-    t1.join(5)
-    t2.join(5)
-    assert done and done[0] >= released_at
+    t1.join(JOIN_TIMEOUT)
+    t2.join(JOIN_TIMEOUT)
+    assert order == ["first released", "second sent"]
+    assert fake_clock.now() == 1000.0  # woken by the release, not by time
     assert pacer.waiting == 0
     assert pacer.throttled_since is None
     assert pacer.sent == {"history": 2}

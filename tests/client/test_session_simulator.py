@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 
 import pytest
 
@@ -14,8 +12,12 @@ from backtrader_ibkr_cp.client.session import SessionKeeper
 from backtrader_ibkr_cp.client.transport import ClientEvent, Transport
 from backtrader_ibkr_cp.errors import AuthenticationError
 from backtrader_ibkr_cp.simulator import GatewaySimulator
+from backtrader_ibkr_cp.timing import FakeClock
+from tests.support.clocks import tick
 
 INIT = "/iserver/auth/ssodh/init"
+#: The keep-alive's interval in these tests: it runs on a fake clock the test moves.
+INTERVAL = 60.0
 
 
 def kinds(events: list[ClientEvent]) -> list[str]:
@@ -27,13 +29,13 @@ def client_threads(before: set[threading.Thread]) -> set[threading.Thread]:
     return {t for t in set(threading.enumerate()) - before if "process_request" not in t.name}
 
 
-def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
+def started_keeper(api: ApiClient, clock: FakeClock) -> SessionKeeper:
+    """A running keep-alive on ``clock``, waiting for its first tickle (:func:`tick` runs
+    one tickle: it moves the clock one interval and returns once the thread waits again)."""
+    keeper = SessionKeeper(api, tickle_interval=INTERVAL, clock=clock)
+    keeper.start()
+    clock.wait_for_sleepers(1)
+    return keeper
 
 
 def test_session_expiry_mid_use_reauthenticates_once(api: ApiClient, sim: GatewaySimulator) -> None:
@@ -114,70 +116,79 @@ def test_ensure_authenticated_when_healthy_sends_one_request(
     assert sum(sim.stats.requests.values()) == 1
 
 
-def test_keepalive_tickles_and_stops_cleanly(api: ApiClient, sim: GatewaySimulator) -> None:
+def test_keepalive_tickles_and_stops_cleanly(
+    api: ApiClient, sim: GatewaySimulator, fake_clock: FakeClock
+) -> None:
     before = set(threading.enumerate())
-    keeper = SessionKeeper(api, tickle_interval=0.05)
+    keeper = started_keeper(api, fake_clock)
     try:
-        keeper.start()
         keeper.start()  # harmless
         started_threads = sorted(t.name for t in client_threads(before))
         assert started_threads == ["ibkr-cp-keepalive"]
-        assert wait_for(lambda: keeper.tickles >= 2)
-        assert sim.stats.requests["/tickle"] >= 2 and keeper.last_result is not None
+        assert keeper.tickles == 0 and sim.stats.requests["/tickle"] == 0  # not before 60 s
+        tick(fake_clock, INTERVAL)
+        tick(fake_clock, INTERVAL)
+        assert keeper.tickles == 2 and sim.stats.requests["/tickle"] == 2
+        assert keeper.last_result is not None and keeper.last_tickle == 1000.0 + 2 * INTERVAL
     finally:
-        started = time.monotonic()
-        keeper.close()
-    assert time.monotonic() - started < 2.0
+        keeper.close()  # joins the thread (at most 5 s): only close() can end its 60 s wait
     assert not keeper.running
     assert sorted(t.name for t in client_threads(before)) == []
-    count = sim.stats.requests["/tickle"]
-    time.sleep(0.15)
-    assert sim.stats.requests["/tickle"] == count
+    fake_clock.advance(10 * INTERVAL)  # the thread is gone: nothing tickles any more
+    assert fake_clock.sleepers() == 0
+    assert keeper.tickles == 2 and sim.stats.requests["/tickle"] == 2
+    assert fake_clock.waits == [INTERVAL] * 3
     keeper.close()  # twice is fine
 
 
-def test_keepalive_close_interrupts_a_long_interval(api: ApiClient) -> None:
-    keeper = SessionKeeper(api, tickle_interval=3600.0)
+def test_keepalive_close_interrupts_a_long_interval(api: ApiClient, fake_clock: FakeClock) -> None:
+    before = set(threading.enumerate())
+    keeper = SessionKeeper(api, tickle_interval=3600.0, clock=fake_clock)
     keeper.start()
-    started = time.monotonic()
+    fake_clock.wait_for_sleepers(1)
     keeper.close()
-    assert time.monotonic() - started < 1.0
-    assert not keeper.running
+    assert sorted(t.name for t in client_threads(before)) == []  # ended by close(), not time
+    assert fake_clock.now() == 1000.0 and fake_clock.waits == [3600.0]
+    assert keeper.tickles == 0 and not keeper.running
 
 
-def test_keepalive_failure_is_an_event_and_the_thread_survives(sim: GatewaySimulator) -> None:
+def test_keepalive_failure_is_an_event_and_the_thread_survives(
+    sim: GatewaySimulator, fake_clock: FakeClock
+) -> None:
     events: list[ClientEvent] = []
     with Transport(sim.url, retry=RetryPolicy.no_retries(), on_event=events.append) as transport:
-        keeper = SessionKeeper(ApiClient(transport), tickle_interval=0.05)
         sim.inject("http_500", path="/tickle")
-        with keeper:
-            assert wait_for(lambda: keeper.tickles >= 1)
-            assert keeper.running
-        assert keeper.failures == 1
+        with started_keeper(ApiClient(transport), fake_clock) as keeper:
+            tick(fake_clock, INTERVAL)  # the tickle fails; the thread waits for the next one
+            assert keeper.running and keeper.failures == 1 and keeper.tickles == 0
+            tick(fake_clock, INTERVAL)
+            assert keeper.failures == 1 and keeper.tickles == 1
     failed = [e for e in events if e.kind == "keepalive_failed"]
     assert len(failed) == 1 and "500" in failed[0].message
 
 
-def test_keepalive_reopens_a_dropped_session(api: ApiClient, sim: GatewaySimulator) -> None:
+def test_keepalive_reopens_a_dropped_session(
+    api: ApiClient, sim: GatewaySimulator, fake_clock: FakeClock
+) -> None:
     events: list[ClientEvent] = []
     api.transport.add_listener(events.append)
     sim.expire_session()
-    keeper = SessionKeeper(api, tickle_interval=0.05)
-    with keeper:
-        assert wait_for(lambda: sim.stats.requests[INIT] == 1)
-        assert wait_for(lambda: "reauthenticated" in kinds(events))
+    with started_keeper(api, fake_clock):
+        tick(fake_clock, INTERVAL)  # the tickle finds the session gone and reopens it
+        assert sim.stats.requests[INIT] == 1
+        assert kinds(events) == ["session_lost", "reauthenticated"]
     assert sim.authenticated
 
 
 def test_keepalive_on_a_logged_out_gateway_reports_and_keeps_running(
-    api: ApiClient, sim: GatewaySimulator
+    api: ApiClient, sim: GatewaySimulator, fake_clock: FakeClock
 ) -> None:
     events: list[ClientEvent] = []
     api.transport.add_listener(events.append)
     api.logout()
-    keeper = SessionKeeper(api, tickle_interval=0.05)
-    with keeper:
-        assert wait_for(lambda: "keepalive_failed" in kinds(events))
+    with started_keeper(api, fake_clock) as keeper:
+        tick(fake_clock, INTERVAL)
+        assert "keepalive_failed" in kinds(events)
         assert keeper.running
     failed = next(e for e in events if e.kind == "keepalive_failed")
     assert "log in at" in failed.message

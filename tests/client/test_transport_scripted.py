@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 
 import pytest
 import requests
-from scripted_server import Reply, Scripted
 
 from backtrader_ibkr_cp.client.pacing import Pacer
 from backtrader_ibkr_cp.client.retry import RetryPolicy
@@ -29,7 +27,11 @@ from backtrader_ibkr_cp.errors import (
     RateLimitExceeded,
     RequestTimeout,
 )
+from backtrader_ibkr_cp.timing import FakeClock
+from tests.client.scripted_server import Reply, Scripted
 
+#: Real seconds a test waits for a thread it started before it fails.
+JOIN_TIMEOUT = 10.0
 FAST = RetryPolicy(backoff_factor=0.001, jitter=0.0)
 HTML = b"<!DOCTYPE html><html><body>Client login</body></html>"
 
@@ -179,13 +181,19 @@ def test_post_always_sends_a_json_body(scripted: Scripted) -> None:
     assert json.loads(second.body) == {"a": 1}
 
 
-def test_read_timeout_is_a_request_timeout_within_the_limit(scripted: Scripted) -> None:
-    scripted.on("/iserver/accounts", Reply(delay=2.0))
-    with transport(scripted, timeout=(2.0, 0.3), retry=RetryPolicy.no_retries()) as t:
-        started = time.monotonic()
-        with pytest.raises(RequestTimeout) as raised:
-            t.request("GET", "/iserver/accounts")
-        assert time.monotonic() - started < 1.0
+def test_read_timeout_is_a_request_timeout_while_the_answer_is_held(scripted: Scripted) -> None:
+    """The server holds its answer until the test lets it go: only the 0.3 s read timeout can
+    end the request, and it does so while the answer is still held."""
+    release = threading.Event()
+    held = Reply(hold=release, drop=True)
+    scripted.on("/iserver/accounts", held)
+    try:
+        with transport(scripted, timeout=(2.0, 0.3), retry=RetryPolicy.no_retries()) as t:
+            with pytest.raises(RequestTimeout) as raised:
+                t.request("GET", "/iserver/accounts")
+            assert held.held.is_set() and not release.is_set()  # no answer was ever sent
+    finally:
+        release.set()
     assert raised.value.timeout == 0.3
     assert isinstance(raised.value, TimeoutError)
     assert "0.3 s" in str(raised.value) and "/iserver/accounts" in str(raised.value)
@@ -253,9 +261,11 @@ def test_closed_transport_refuses_requests(scripted: Scripted) -> None:
         t.request("GET", "/iserver/accounts")
 
 
-def test_close_ends_a_retry_wait_at_once(scripted: Scripted) -> None:
+def test_close_ends_a_retry_wait_at_once(scripted: Scripted, fake_clock: FakeClock) -> None:
+    """The retry wait runs on a clock the test never moves: only close() can end it."""
     scripted.on("/iserver/accounts", Reply(503, b"{}"))
-    t = transport(scripted, retry=RetryPolicy(backoff_factor=30.0))
+    retry = RetryPolicy(backoff_factor=30.0, jitter=0.0)
+    t = transport(scripted, retry=retry, clock=fake_clock)
     errors: list[BaseException] = []
 
     def call() -> None:
@@ -266,15 +276,13 @@ def test_close_ends_a_retry_wait_at_once(scripted: Scripted) -> None:
 
     thread = threading.Thread(target=call)
     thread.start()
-    deadline = time.monotonic() + 5
-    while scripted.count("/iserver/accounts") == 0 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    time.sleep(0.05)
-    started = time.monotonic()
+    fake_clock.wait_for_sleepers(1)  # the first answer came, the retry waits 10 s (the cap)
     t.close()
-    thread.join(5)
-    assert time.monotonic() - started < 2
+    thread.join(JOIN_TIMEOUT)
+    assert not thread.is_alive()
+    assert fake_clock.waits == [10.0] and fake_clock.now() == 1000.0  # no time passed
     assert errors and isinstance(errors[0], ApiError) and errors[0].status == 503
+    assert scripted.count("/iserver/accounts") == 1
 
 
 def test_server_date_is_recorded(scripted: Scripted) -> None:
@@ -306,9 +314,9 @@ def test_pacer_is_shared_and_counts(scripted: Scripted) -> None:
     assert pacer.in_flight("tickle") == 0
 
 
-def test_close_ends_a_wait_for_the_pacer(scripted: Scripted) -> None:
+def test_close_ends_a_wait_for_the_pacer(scripted: Scripted, fake_clock: FakeClock) -> None:
     scripted.on("/iserver/accounts", Reply(body=b"[]"))
-    pacer = Pacer()
+    pacer = Pacer(clock=fake_clock, random=lambda: 0.0)
     pacer.penalize(600.0)  # as after a 429: nobody may send for ten minutes
     t = transport(scripted, pacer=pacer)
     errors: list[BaseException] = []
@@ -321,13 +329,12 @@ def test_close_ends_a_wait_for_the_pacer(scripted: Scripted) -> None:
 
     thread = threading.Thread(target=call)
     thread.start()
-    deadline = time.monotonic() + 5
-    while pacer.waiting == 0 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    fake_clock.wait_for_sleepers(1)  # the request waits out the penalty on the fake clock
     assert pacer.waiting == 1
     t.close()
-    thread.join(5)
+    thread.join(JOIN_TIMEOUT)
     assert not thread.is_alive()
+    assert fake_clock.waits == [600.0] and fake_clock.now() == 1000.0  # ended by close()
     assert errors and isinstance(errors[0], TransportClosed)
     assert scripted.count("/iserver/accounts") == 0
 
@@ -335,12 +342,12 @@ def test_close_ends_a_wait_for_the_pacer(scripted: Scripted) -> None:
 def test_in_band_too_many_requests_also_holds_the_pacer(scripted: Scripted) -> None:
     scripted.on("/iserver/accounts", Reply(body=b'{"error": "Too many requests"}'))
     events: list[ClientEvent] = []
-    pacer = Pacer()
+    pacer = Pacer(clock=FakeClock())
     retry = RetryPolicy(rate_limit_retries=0, rate_limit_wait=5.0)
     t = transport(scripted, pacer=pacer, retry=retry, on_event=events.append)
     with t, pytest.raises(RateLimitExceeded):
         t.request("GET", "/iserver/accounts")
-    assert 4.0 < pacer.penalty_remaining <= 5.0
+    assert pacer.penalty_remaining == 5.0  # no time passes on the pacer's fake clock
     assert [e.details["penalty_seconds"] for e in events if e.kind == "rate_limited"] == [5.0]
 
 

@@ -7,17 +7,16 @@ a ``requests.Session.verify`` value is overridden by ``REQUESTS_CA_BUNDLE`` when
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
 from typing import Any
 
 import pytest
 import requests
-from sim_trading import RELAXED, TUESDAY, Trader
 
 from backtrader_ibkr_cp.simulator import GatewaySimulator
+from tests.simulator.sim_trading import RELAXED, Trader
+from tests.support.instants import TUESDAY_MORNING
 
-#: Tuesday 2024-03-05 10:00:30 New York (EST, UTC-5): regular hours, 30 s into a minute.
-TUESDAY_MORNING = datetime(2024, 3, 5, 15, 0, 30, tzinfo=timezone.utc)
+__all__ = ["TUESDAY_MORNING", "Client"]  # a test module imports these from here
 
 
 class Client:
@@ -48,10 +47,9 @@ class Client:
 
 
 @pytest.fixture
-def sim() -> Iterator[GatewaySimulator]:
-    """A simulator with a frozen clock on a Tuesday morning, HTTPS."""
-    with GatewaySimulator(seed=7, speed=0, start=TUESDAY_MORNING) as simulator:
-        yield simulator
+def sim(sim_factory: Callable[..., GatewaySimulator]) -> GatewaySimulator:
+    """A simulator with a frozen clock on a Tuesday morning (seed 7), HTTPS."""
+    return sim_factory(seed=7, speed=0, start=TUESDAY_MORNING)
 
 
 @pytest.fixture
@@ -77,15 +75,15 @@ def client_for() -> Iterator[Callable[[GatewaySimulator], Client]]:
 
 
 @pytest.fixture
-def trading_sim() -> Iterator[GatewaySimulator]:
+def trading_sim(sim_factory: Callable[..., GatewaySimulator]) -> GatewaySimulator:
     """A simulator for order tests: frozen Tuesday morning, pacing limits out of the way."""
-    with GatewaySimulator(seed=7, speed=0, start=TUESDAY, limits=RELAXED) as simulator:
-        yield simulator
+    return sim_factory(seed=7, speed=0, start=TUESDAY_MORNING, limits=RELAXED)
 
 
 @pytest.fixture
 def trader(trading_sim: GatewaySimulator) -> Iterator[Trader]:
-    """A :class:`sim_trading.Trader` of ``trading_sim`` (``/iserver/accounts`` queried)."""
+    """A :class:`~tests.simulator.sim_trading.Trader` of ``trading_sim`` (its
+    ``/iserver/accounts`` queried)."""
     client = Trader(trading_sim)
     yield client
     client.close()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +20,10 @@ from backtrader_ibkr_cp.simulator import GatewaySimulator, SimLimits
 from backtrader_ibkr_cp.simulator.calendar import locate
 from backtrader_ibkr_cp.simulator.market import MarketModel
 from backtrader_ibkr_cp.simulator.quotes import path_price, top_of_book
+from tests.support.instants import TUESDAY_MORNING
 
-UTC = timezone.utc
 #: Tuesday 2024-03-05 10:00:30 New York: regular hours.
-TUESDAY = datetime(2024, 3, 5, 15, 0, 30, tzinfo=UTC)
+TUESDAY = TUESDAY_MORNING
 AAPL = 265598
 INTC = 270639
 ACCOUNT = "DU0000000"

@@ -10,7 +10,10 @@ from typing import Any
 
 import pytest
 import requests
-from sim_trading import (
+
+from backtrader_ibkr_cp.simulator import GatewaySimulator, SimLimits
+from backtrader_ibkr_cp.simulator.pacing import Pacer
+from tests.simulator.sim_trading import (
     AAPL,
     ACCOUNT,
     RELAXED,
@@ -21,9 +24,6 @@ from sim_trading import (
     ticket,
     validate,
 )
-
-from backtrader_ibkr_cp.simulator import GatewaySimulator, SimLimits
-from backtrader_ibkr_cp.simulator.pacing import Pacer
 
 PORTFOLIO_FIRST = {
     "error": "Bad Request: Please query /portfolio/accounts first",

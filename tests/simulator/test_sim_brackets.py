@@ -9,9 +9,9 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sim_trading import AAPL, ACCOUNT, TUESDAY, Oracle, Trader, sample, ticket
 
 from backtrader_ibkr_cp.simulator import GatewaySimulator
+from tests.simulator.sim_trading import AAPL, ACCOUNT, TUESDAY, Oracle, Trader, sample, ticket
 
 SECOND = timedelta(seconds=1)
 

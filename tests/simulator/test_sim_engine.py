@@ -8,7 +8,6 @@ from decimal import Decimal
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sim_trading import AAPL, INTC, TUESDAY, ticket
 
 from backtrader_ibkr_cp.simulator.instruments import InstrumentBook, default_instruments
 from backtrader_ibkr_cp.simulator.market import MarketModel
@@ -16,6 +15,7 @@ from backtrader_ibkr_cp.simulator.orders.book import Book
 from backtrader_ibkr_cp.simulator.orders.engine import OrderEngine
 from backtrader_ibkr_cp.simulator.orders.money import execution_commission, fixed_commission
 from backtrader_ibkr_cp.simulator.orders.tickets import parse_ticket
+from tests.simulator.sim_trading import AAPL, INTC, TUESDAY, ticket
 
 SPAN = timedelta(days=2)
 TICKETS = [

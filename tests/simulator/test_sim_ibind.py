@@ -9,9 +9,9 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from sim_trading import AAPL, ACCOUNT
 
 from backtrader_ibkr_cp.simulator import GatewaySimulator
+from tests.simulator.sim_trading import AAPL, ACCOUNT
 
 os.environ.setdefault("IBIND_LOG_TO_FILE", "False")  # ibind reads it on import
 from ibind import ExternalBrokerError, IbkrClient, OrderRequest, QuestionType

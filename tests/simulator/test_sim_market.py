@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -157,19 +156,17 @@ def test_no_weekend_bars() -> None:
         assert not [b for b in bars if weekend[0] <= b.timestamp < weekend[1]]
 
 
-def test_a_day_three_years_back_is_served_fast(client_for: Any) -> None:
+def test_a_day_three_years_back_is_served(client_for: Any) -> None:
+    """How fast it is served is measured in ``bench/``, not here."""
     with GatewaySimulator(seed=5, speed=0, start=datetime(2024, 3, 5, 21, tzinfo=UTC)) as sim:
         client = client_for(sim)
-        began = time.perf_counter()
         body = client.history(
             conid=sim.conid("NVDA"), bar="1min", period="1d", startTime="20210302-21:00:00"
         ).json()
-        elapsed = time.perf_counter() - began
         assert len(body["data"]) == 390
         assert (
             body["data"][0]["t"] == int(datetime(2021, 3, 2, 14, 30, tzinfo=UTC).timestamp()) * 1000
         )
-        assert elapsed < 0.5
         truth = sim.truth(
             "NVDA",
             "1min",

@@ -9,9 +9,10 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from sim_trading import AAPL, INTC, TUESDAY, UTC, Oracle, Trader, ticket
 
 from backtrader_ibkr_cp.simulator import GatewaySimulator
+from tests.simulator.sim_trading import AAPL, INTC, TUESDAY, Oracle, Trader, ticket
+from tests.support.instants import UTC
 
 SECOND = timedelta(seconds=1)
 CLOSE = datetime(2024, 3, 5, 21, 0, tzinfo=UTC)  # Tuesday 16:00 New York

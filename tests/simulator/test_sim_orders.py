@@ -8,7 +8,9 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sim_trading import (
+
+from backtrader_ibkr_cp.simulator import GatewaySimulator
+from tests.simulator.sim_trading import (
     AAPL,
     ACCOUNT,
     RELAXED,
@@ -19,8 +21,6 @@ from sim_trading import (
     ticket,
     validate,
 )
-
-from backtrader_ibkr_cp.simulator import GatewaySimulator
 
 QUERY_ACCOUNTS_FIRST = {"error": "Bad Request: Please query /accounts first", "statusCode": 400}
 

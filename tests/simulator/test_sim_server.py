@@ -10,9 +10,8 @@ import ssl
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +19,9 @@ import pytest
 import requests
 
 from backtrader_ibkr_cp.simulator import GatewaySimulator
+from backtrader_ibkr_cp.timing import FakeClock
+from tests.support.instants import TUESDAY_MORNING, UTC
 
-UTC = timezone.utc
-START = datetime(2024, 3, 5, 15, 0, 30, tzinfo=UTC)
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -70,7 +69,7 @@ def test_untrusted_clients_fail_and_the_certificate_is_shared(sim: GatewaySimula
 
 
 def test_plain_http_and_gateway_proxy_headers(client_for: Any) -> None:
-    with GatewaySimulator(speed=0, start=START, tls=False) as sim:
+    with GatewaySimulator(speed=0, start=TUESDAY_MORNING, tls=False) as sim:
         assert sim.url.startswith("http://127.0.0.1:")
         assert sim.api_url == sim.url + "/v1/api"
         with pytest.raises(ValueError, match="plain HTTP"):
@@ -100,7 +99,7 @@ def _raw_exchange(port: int, request: bytes) -> bytes:
 
 
 def test_post_without_content_length_is_411_and_chunked_bodies_work() -> None:
-    with GatewaySimulator(speed=0, start=START, tls=False) as sim:
+    with GatewaySimulator(speed=0, start=TUESDAY_MORNING, tls=False) as sim:
         answer = _raw_exchange(
             sim.port, b"POST /v1/api/iserver/auth/status HTTP/1.1\r\nHost: x\r\n\r\n"
         )
@@ -136,40 +135,52 @@ def baseline_threads() -> Iterator[set[threading.Thread]]:
 
 
 def test_stop_leaves_no_thread_or_socket(baseline_threads: set[threading.Thread]) -> None:
-    sim = GatewaySimulator(speed=0, start=START)
+    sim = GatewaySimulator(speed=0, start=TUESDAY_MORNING)
     sim.start()
     sim.start()  # idempotent
     session = requests.Session()  # keeps its connection alive after the request
     assert session.get(sim.api_url + "/tickle", verify=sim.cert_path, timeout=5).ok
     port = sim.port
-    began = time.perf_counter()
-    sim.stop()
+    sim.stop()  # the kept-alive connection's thread would wait 300 s for a next request
     sim.stop()  # idempotent
-    assert time.perf_counter() - began < 1.0
     session.close()
-    assert set(threading.enumerate()) - baseline_threads == set()
+    assert set(threading.enumerate()) - baseline_threads == set()  # so stop() cut it
     with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
         pass
 
 
-def test_speed_runs_the_market_clock_faster() -> None:
-    with GatewaySimulator(speed=100, start=START) as sim:
-        first = sim.now()
-        time.sleep(0.2)
-        elapsed = (sim.now() - first).total_seconds()
-        assert 15 < elapsed < 40
+def test_speed_runs_the_market_clock_faster(fake_clock: FakeClock) -> None:
+    """The market clock runs on the simulator's real clock (``monotonic``, here a fake one)
+    at ``speed`` simulated seconds per real second."""
+    with GatewaySimulator(speed=100, start=TUESDAY_MORNING, monotonic=fake_clock.now) as sim:
+        assert sim.now() == TUESDAY_MORNING
+        fake_clock.advance(0.2)
+        assert sim.now() == TUESDAY_MORNING + timedelta(seconds=20)
         sim.set_time(datetime(2024, 1, 2, 15, 0))  # naive = UTC
-        assert abs((sim.now() - datetime(2024, 1, 2, 15, 0, tzinfo=UTC)).total_seconds()) < 5
-    with GatewaySimulator(tls=False) as real:
-        assert abs((real.now() - datetime.now(UTC)).total_seconds()) < 2
-        assert real.advance(3600) - datetime.now(UTC) > timedelta(minutes=59)
+        assert sim.now() == datetime(2024, 1, 2, 15, 0, tzinfo=UTC)
+        fake_clock.advance(0.5)
+        assert sim.now() == datetime(2024, 1, 2, 15, 0, 50, tzinfo=UTC)  # it keeps running
+    before = datetime.now(UTC)
+    with GatewaySimulator(tls=False, monotonic=fake_clock.now) as real:  # starts at real now
+        after = datetime.now(UTC)
+        now = real.now()
+        assert before <= now <= after
+        assert real.advance(3600) == now + timedelta(hours=1) == real.now()
 
 
 def test_latency_is_added_to_every_answer(client: Any, sim: GatewaySimulator) -> None:
-    sim.latency = 0.2
-    began = time.perf_counter()
-    client.post("/iserver/auth/status")
-    assert time.perf_counter() - began >= 0.2
+    """With a latency far longer than the client waits for an answer, every answer comes
+    too late (the requests themselves arrived)."""
+    assert client.post("/iserver/auth/status").status_code == 200  # the connection is open
+    sim.latency = 60.0
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        client.post("/iserver/auth/status", timeout=(10, 0.5))
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        client.get("/iserver/accounts", timeout=(10, 0.5))
+    assert sim.stats.requests["/iserver/auth/status"] == 2
+    assert sim.stats.requests["/iserver/accounts"] == 1
+    sim.latency = 0.0
+    assert client.get("/iserver/accounts").status_code == 200
     with pytest.raises(ValueError, match="latency"):
         sim.latency = -1
 

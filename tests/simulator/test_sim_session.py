@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import json
 import re
-import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 
 from backtrader_ibkr_cp.simulator import GatewaySimulator
+from backtrader_ibkr_cp.timing import FakeClock
+from tests.support.instants import TUESDAY_MORNING
 
-UTC = timezone.utc
-START = datetime(2024, 3, 5, 15, 0, 30, tzinfo=UTC)
 SCHEMAS = json.loads((Path(__file__).parent / "fixtures" / "ibkr_openapi_schemas.json").read_text())
 
 
@@ -49,7 +47,7 @@ def test_tickle_answers_session_and_auth_status(client: Any) -> None:
 
 
 def test_without_brokerage_session_iserver_answers_401(client_for: Any) -> None:
-    with GatewaySimulator(speed=0, start=START, authenticated=False) as sim:
+    with GatewaySimulator(speed=0, start=TUESDAY_MORNING, authenticated=False) as sim:
         client = client_for(sim)
         assert _status(client)["connected"] is True
         assert _status(client)["authenticated"] is False
@@ -62,13 +60,19 @@ def test_without_brokerage_session_iserver_answers_401(client_for: Any) -> None:
         assert sim.authenticated
 
 
-def test_idle_timeout_drops_the_brokerage_session(client_for: Any) -> None:
-    with GatewaySimulator(speed=0, start=START, session_timeout=0.5) as sim:
+def test_idle_timeout_drops_the_brokerage_session(client_for: Any, fake_clock: FakeClock) -> None:
+    """The idle timeout counts on the simulator's real clock: here a fake one."""
+    with GatewaySimulator(
+        speed=0, start=TUESDAY_MORNING, session_timeout=0.5, monotonic=fake_clock.now
+    ) as sim:
         client = client_for(sim)
         for _ in range(4):  # requests keep the session alive past the timeout
-            time.sleep(0.15)
+            fake_clock.advance(0.4)
             assert client.get("/iserver/accounts").status_code == 200
-        time.sleep(0.6)
+        fake_clock.advance(0.5)
+        assert sim.authenticated  # not more than the timeout yet
+        fake_clock.advance(0.01)
+        assert not sim.authenticated
         assert _status(client)["authenticated"] is False
         _assert_401(client.get("/iserver/accounts"))
         client.post("/iserver/auth/ssodh/init", json={"publish": True, "compete": True})

@@ -13,6 +13,8 @@ MINUTE = dt.timedelta(minutes=1)
 WEEKEND = dt.datetime(2024, 3, 16, 12, 0, tzinfo=UTC)
 #: Tuesday 2024-03-05 10:00:30 New York (EST): regular hours.
 TUESDAY_MORNING = dt.datetime(2024, 3, 5, 15, 0, 30, tzinfo=UTC)
+#: Tuesday 2024-03-05 13:00 New York (EST): mid-session.
+TUESDAY_MIDDAY = dt.datetime(2024, 3, 5, 18, 0, tzinfo=UTC)
 #: Wednesday 2024-03-06 17:00 New York: after that day's close.
 WEDNESDAY_EVENING = dt.datetime(2024, 3, 6, 22, 0, tzinfo=UTC)
 #: Tuesday 2024-03-05's regular open, naive New York time (as a feed's fromdate).
