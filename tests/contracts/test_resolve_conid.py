@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 
 import pytest
@@ -11,15 +11,14 @@ from backtrader_ibkr_cp import ApiError, Contract, GatewayClient
 from backtrader_ibkr_cp.contracts.resolver import ContractNotFound
 from backtrader_ibkr_cp.models.secdef import parse_trsrv_secdef
 from backtrader_ibkr_cp.simulator import GatewaySimulator
+from tests.support.instants import WEDNESDAY_EVENING
 
 UNKNOWN = 999_999_999
-NOW = datetime(2024, 3, 6, 22, 0, tzinfo=timezone.utc)
 
 
 @pytest.fixture
-def sim() -> Iterator[GatewaySimulator]:
-    with GatewaySimulator(seed=1, speed=0.0, start=NOW) as simulator:
-        yield simulator
+def sim(sim_factory: Callable[..., GatewaySimulator]) -> GatewaySimulator:
+    return sim_factory(seed=1, speed=0.0, start=WEDNESDAY_EVENING)
 
 
 @pytest.fixture
@@ -58,7 +57,9 @@ def test_bars_for_an_unknown_conid_fail_before_any_history_request(
     sim: GatewaySimulator, client: GatewayClient
 ) -> None:
     with pytest.raises(ContractNotFound):
-        client.fetch_bars(UNKNOWN, "5min", datetime(2024, 3, 4, tzinfo=timezone.utc), NOW)
+        client.fetch_bars(
+            UNKNOWN, "5min", datetime(2024, 3, 4, tzinfo=timezone.utc), WEDNESDAY_EVENING
+        )
     assert sim.stats.requests["/iserver/marketdata/history"] == 0
 
 

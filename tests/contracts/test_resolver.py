@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ from backtrader_ibkr_cp.contracts.resolver import (
 )
 from backtrader_ibkr_cp.errors import ConfigError, DataUnavailable, GatewayConnectionError
 from backtrader_ibkr_cp.models.contract import Contract
+from backtrader_ibkr_cp.timing import FakeClock
 
 AAPL = Contract(265598, "AAPL", "STK", "NASDAQ", "USD", "APPLE INC")
 AAPL_MEXI = Contract(38708077, "AAPL", "STK", "MEXI", "MXN", "APPLE INC", "America/Mexico_City")
@@ -38,31 +38,36 @@ LISTINGS = {
 }
 
 
-class FakeSearch:
-    """A search function that counts its calls (optionally slow, optionally failing)."""
+#: Real seconds a test waits for a thread (or a rendezvous) before it fails.
+SETTLE = 10.0
 
-    def __init__(self, delay: float = 0.0, error: Exception | None = None) -> None:
+
+class FakeSearch:
+    """A search function that counts its calls (optionally failing). ``inside`` is called in
+    each search before it answers: a test blocks searches there to have them overlap."""
+
+    def __init__(
+        self, error: Exception | None = None, inside: Callable[[], object] | None = None
+    ) -> None:
         self.calls: list[tuple[str, str]] = []
-        self.delay = delay
         self.error = error
+        self.inside = inside
         self._lock = threading.Lock()
 
     def __call__(self, symbol: str, sec_type: str) -> list[Contract]:
         with self._lock:
             self.calls.append((symbol, sec_type))
-        if self.delay:
-            time.sleep(self.delay)
+        if self.inside is not None:
+            self.inside()
         if self.error is not None:
             raise self.error
         return [c for c in LISTINGS.get(symbol, []) if c.sec_type == sec_type]
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
+def epoch_clock() -> FakeClock:
+    """A fake clock reading seconds since the epoch (the cache stamps entries with it);
+    pass its ``now`` as the resolver's clock."""
+    return FakeClock(1_700_000_000.0)
 
 
 def test_us_listing_is_preferred_without_a_currency() -> None:
@@ -179,13 +184,13 @@ def test_bad_spec_is_a_config_error_before_any_search() -> None:
 
 
 def test_memory_cache_expires_after_ttl() -> None:
-    clock, search = Clock(), FakeSearch()
-    resolver = ContractResolver(search, ttl=60.0, clock=clock)
+    clock, search = epoch_clock(), FakeSearch()
+    resolver = ContractResolver(search, ttl=60.0, clock=clock.now)
     resolver.resolve("AAPL")
-    clock.now += 59
+    clock.advance(59)
     resolver.resolve("AAPL-STK-MEXI")  # same search, still fresh
     assert len(search.calls) == 1
-    clock.now += 1
+    clock.advance(1)
     resolver.resolve("AAPL")
     assert len(search.calls) == 2
 
@@ -205,17 +210,17 @@ def test_bad_ttl(ttl: object) -> None:
 
 
 def test_disk_cache_survives_a_new_resolver(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = epoch_clock()
     first = FakeSearch()
-    ContractResolver(first, cache_dir=tmp_path / "cache", clock=clock).resolve("AAPL")
+    ContractResolver(first, cache_dir=tmp_path / "cache", clock=clock.now).resolve("AAPL")
     document = json.loads((tmp_path / "cache" / "contracts.json").read_text())
     assert document["version"] == 1
-    assert document["entries"]["AAPL|STK"]["fetched_at"] == clock.now
+    assert document["entries"]["AAPL|STK"]["fetched_at"] == clock.now()
     assert [c["contract_id"] for c in document["entries"]["AAPL|STK"]["contracts"]] == [
         265598, 38708077, 273982664,
     ]  # fmt: skip
     second = FakeSearch()
-    resolver = ContractResolver(second, cache_dir=tmp_path / "cache", clock=clock)
+    resolver = ContractResolver(second, cache_dir=tmp_path / "cache", clock=clock.now)
     assert resolver.resolve("AAPL-STK-EBS") == AAPL_EBS
     assert resolver.resolve(38708077) == AAPL_MEXI
     assert second.calls == []
@@ -223,20 +228,20 @@ def test_disk_cache_survives_a_new_resolver(tmp_path: Path) -> None:
 
 
 def test_disk_cache_expires_after_ttl(tmp_path: Path) -> None:
-    clock = Clock()
-    ContractResolver(FakeSearch(), cache_dir=tmp_path, ttl=100, clock=clock).resolve("IBM")
-    clock.now += 100
+    clock = epoch_clock()
+    ContractResolver(FakeSearch(), cache_dir=tmp_path, ttl=100, clock=clock.now).resolve("IBM")
+    clock.advance(100)
     search = FakeSearch()
-    resolver = ContractResolver(search, cache_dir=tmp_path, ttl=100, clock=clock)
+    resolver = ContractResolver(search, cache_dir=tmp_path, ttl=100, clock=clock.now)
     assert resolver.resolve("IBM") == IBM
     assert search.calls == [("IBM", "STK")]
 
 
 def test_expired_entries_are_dropped_from_the_file(tmp_path: Path) -> None:
-    clock = Clock()
-    resolver = ContractResolver(FakeSearch(), cache_dir=tmp_path, ttl=100, clock=clock)
+    clock = epoch_clock()
+    resolver = ContractResolver(FakeSearch(), cache_dir=tmp_path, ttl=100, clock=clock.now)
     resolver.resolve("IBM")
-    clock.now += 150
+    clock.advance(150)
     resolver.resolve("AAPL")
     entries = json.loads((tmp_path / "contracts.json").read_text())["entries"]
     assert list(entries) == ["AAPL|STK"]
@@ -281,26 +286,50 @@ def test_clear_forgets_everything(tmp_path: Path) -> None:
 
 
 def test_concurrent_resolutions_of_one_symbol_search_once() -> None:
-    search = FakeSearch(delay=0.05)
+    """The first search is held until all eight threads run: none of them gets an answer
+    meanwhile, and once it is let go they all share its one search."""
+    entered, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        entered.set()
+        assert release.wait(SETTLE)
+
+    search = FakeSearch(inside=hold)
     resolver = ContractResolver(search)
     results: list[Contract] = []
     threads = [threading.Thread(target=lambda: results.append(resolver.resolve("AAPL")))
                for _ in range(8)]  # fmt: skip
     for thread in threads:
         thread.start()
+    assert entered.wait(SETTLE)
+    assert results == []  # every thread waits for the one search in progress
+    release.set()
     for thread in threads:
-        thread.join()
+        thread.join(SETTLE)
     assert results == [AAPL] * 8
     assert search.calls == [("AAPL", "STK")]
 
 
 def test_different_symbols_resolve_in_parallel() -> None:
-    search = FakeSearch(delay=0.1)
+    """Each search waits inside until the other one is inside too: had the resolver run
+    them one after the other, the rendezvous would fail (after a generous timeout)."""
+    rendezvous = threading.Barrier(2, timeout=SETTLE)
+    search = FakeSearch(inside=rendezvous.wait)
     resolver = ContractResolver(search)
-    threads = [threading.Thread(target=resolver.resolve, args=(s,)) for s in ("AAPL", "IBM")]
-    began = time.monotonic()
+    found: dict[str, Contract] = {}
+    errors: list[BaseException] = []
+
+    def resolve(symbol: str) -> None:
+        try:
+            found[symbol] = resolver.resolve(symbol)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=resolve, args=(s,)) for s in ("AAPL", "IBM")]
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join()
-    assert time.monotonic() - began < 0.19
+        thread.join(2 * SETTLE)
+    assert errors == []
+    assert found == {"AAPL": AAPL, "IBM": IBM}
+    assert sorted(search.calls) == [("AAPL", "STK"), ("IBM", "STK")]
