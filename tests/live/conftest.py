@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from backtrader_ibkr_cp.client import ApiClient, Transport
 from backtrader_ibkr_cp.simulator import GatewaySimulator
-
-#: Tuesday 2024-03-05 10:00:30 New York (EST): regular hours.
-TUESDAY_MORNING = datetime(2024, 3, 5, 15, 0, 30, tzinfo=timezone.utc)
+from tests.support.instants import TUESDAY_MORNING
 
 
 @pytest.fixture
-def sim() -> Iterator[GatewaySimulator]:
-    with GatewaySimulator(seed=3, speed=60, start=TUESDAY_MORNING, penalty_seconds=5) as simulator:
-        yield simulator
+def sim(sim_factory: Callable[..., GatewaySimulator]) -> GatewaySimulator:
+    """Running a minute per real second from Tuesday morning (seed 3)."""
+    return sim_factory(seed=3, speed=60, start=TUESDAY_MORNING, penalty_seconds=5)
 
 
 @pytest.fixture

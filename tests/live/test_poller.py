@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import threading
-import time
+from collections.abc import Callable
 
 import pytest
 
 from backtrader_ibkr_cp.client import ApiClient
+from backtrader_ibkr_cp.client.transport import ClientEvent
 from backtrader_ibkr_cp.errors import ConfigError, MarketError
 from backtrader_ibkr_cp.live.poller import MIN_INTERVAL, SnapshotPoller
 from backtrader_ibkr_cp.models import Snapshot
@@ -15,30 +16,48 @@ from backtrader_ibkr_cp.simulator import GatewaySimulator
 from backtrader_ibkr_cp.timing import FakeClock
 
 SYMBOLS = ("AAPL", "IBM", "MSFT", "AMZN", "GOOGL", "META", "TSLA", "NVDA", "SPY", "QQQ")
+#: Real seconds a test waits for something the poller thread does before it fails.
+SETTLE = 10.0
 
 
 class Recorder:
+    """A listener that records what it gets; :meth:`wait_until` waits for it (woken by each
+    snapshot or error, not by polling)."""
+
     def __init__(self) -> None:
         self.snapshots: list[Snapshot] = []
         self.errors: list[MarketError] = []
         self.got_data = threading.Event()
+        self._changed = threading.Condition()
 
     def on_snapshot(self, snapshot: Snapshot) -> None:
-        self.snapshots.append(snapshot)
+        with self._changed:
+            self.snapshots.append(snapshot)
+            self._changed.notify_all()
         if not snapshot.is_preflight:
             self.got_data.set()
 
     def on_error(self, error: MarketError) -> None:
-        self.errors.append(error)
+        with self._changed:
+            self.errors.append(error)
+            self._changed.notify_all()
+
+    def wait_until(self, condition: Callable[[Recorder], object], what: str) -> None:
+        with self._changed:
+            if not self._changed.wait_for(lambda: condition(self), SETTLE):
+                raise AssertionError(f"no {what} within {SETTLE} s")
 
 
-def wait_for(predicate: object, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return
-        time.sleep(0.02)
-    raise AssertionError("condition not met in time")
+def request_seen(api: ApiClient, path: str) -> threading.Event:
+    """An event set when ``api`` has had an answer (or a failure) for a request to ``path``."""
+    seen = threading.Event()
+
+    def listener(event: ClientEvent) -> None:
+        if event.kind == "request" and event.details.get("path") == path:
+            seen.set()
+
+    api.transport.add_listener(listener)
+    return seen
 
 
 def test_one_request_per_cycle_carries_every_conid_and_each_listener_gets_its_own(
@@ -113,9 +132,9 @@ def test_errors_reach_listeners_and_the_poller_recovers(
         assert recorder.got_data.wait(5.0)
         # More 503s than the client's own retries: the poller sees the error, backs off.
         sim.inject("http_503", count=6, path="/iserver/marketdata/snapshot")
-        wait_for(lambda: recorder.errors)
+        recorder.wait_until(lambda r: r.errors, "error")
         seen = len(recorder.snapshots)
-        wait_for(lambda: len(recorder.snapshots) > seen + 2)
+        recorder.wait_until(lambda r: len(r.snapshots) > seen + 2, "snapshots after it")
     finally:
         poller.stop()
     assert isinstance(recorder.errors[0], MarketError)
@@ -129,8 +148,10 @@ def test_unsubscribe_closes_the_gateway_stream_and_stop_is_clean(
     conid = sim.conid("IBM")
     poller.subscribe(conid, recorder)
     assert recorder.got_data.wait(5.0)
+    unsubscribed = request_seen(api, "/iserver/marketdata/unsubscribe")
     poller.unsubscribe(conid, recorder)
-    wait_for(lambda: sim.stats.requests["/iserver/marketdata/unsubscribe"] == 1)
+    assert unsubscribed.wait(SETTLE)
+    assert sim.stats.requests["/iserver/marketdata/unsubscribe"] == 1
     assert poller.conids == []
     poller.stop()
     poller.stop()  # idempotent
@@ -149,7 +170,7 @@ def test_a_listener_that_raises_does_not_kill_the_poller(
     poller.subscribe(sim.conid("AAPL"), broken)
     poller.subscribe(sim.conid("AAPL"), good)
     try:
-        wait_for(lambda: len(good.snapshots) >= 3)
+        good.wait_until(lambda r: len(r.snapshots) >= 3, "three snapshots")
     finally:
         poller.stop()
 
