@@ -29,10 +29,11 @@ listeners as :class:`~.ws_events.SocketEvent` (connecting, connected, lost, reco
 unsupported, closed); ``unsupported`` ends the socket, so the owner can fall back to polling.
 
 Threading model: two threads, started by the first subscription (or :meth:`start`). The
-reader thread owns the connection: it connects, reads every message, calls the listeners
-(market, order, trade and state listeners run on it and must return quickly) and reconnects.
-The keeper thread sends the echoes, ``tic`` and subscription changes, refreshes the
-subscriptions and cuts a silent socket. Both wait through the injected clock (a ``FakeClock``
+reader thread owns the connection: it connects, reads every message (one
+:class:`~.ws_link.Link` per connection), calls the listeners (market, order, trade and state
+listeners run on it and must return quickly) and reconnects. The keeper thread sends the
+echoes, ``tic`` and subscription changes, refreshes the subscriptions and cuts a silent
+socket. Both wait through the injected clock (a ``FakeClock``
 drives every interval in tests) and end when the cancel token is cancelled; no lock is held
 while sending or waiting. :meth:`close` cancels, closes the socket (a close frame, at most
 ``close_timeout`` seconds), joins both threads and reports ``closed``.
@@ -40,25 +41,18 @@ while sending or waiting. :meth:`close` cancels, closes the socket (a close fram
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
-import socket as _socket
 import threading
 from collections.abc import Sequence
 
-from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection
 
 from ..errors import (
-    AuthenticationError,
     Cancelled,
     ConfigError,
-    DataIntegrityError,
-    DataUnavailable,
     GatewayConnectionError,
     MarketError,
-    RequestTimeout,
     TransportClosed,
     WebSocketUnavailable,
 )
@@ -75,22 +69,9 @@ from .ws_events import (
     StateListener,
     TradeListener,
 )
+from .ws_link import Link, cut
 from .ws_listeners import Listeners
-from .ws_messages import (
-    ECHO,
-    TIC,
-    AuthState,
-    Greeting,
-    MarketUpdate,
-    OrderUpdate,
-    TopicError,
-    TradeUpdate,
-    WaitingForSession,
-    parse_message,
-    session_cookie,
-    session_message,
-    session_token,
-)
+from .ws_messages import session_cookie, session_token
 from .ws_schedule import KeepAlive
 
 __all__ = ["DEFAULT_REFRESH", "GatewaySocket"]
@@ -99,8 +80,6 @@ log = logging.getLogger(__name__)
 
 #: Seconds between re-subscriptions: IBKR ends WebSocket market data after about 15 minutes.
 DEFAULT_REFRESH = 300.0
-#: The WebSocket close code of a refused log-in (RFC 6455: policy violation).
-_POLICY_VIOLATION = 1008
 
 
 def _positive(name: str, value: float | None, *, optional: bool = False) -> None:
@@ -198,13 +177,7 @@ class GatewaySocket:
         self._threads: list[threading.Thread] = []
         self._closed_reported = True
         self._session: str | None = None  # the tickle's token (a secret: never logged)
-        # the open connection and its state, guarded by _lock
-        self._conn: ClientConnection | None = None
-        self._timers: KeepAlive | None = None
-        self._ready = False  # logged in: the greeting (or sts authenticated) arrived
-        self._authenticated: bool | None = None
-        self._sts_seen = False
-        self._cut_error: MarketError | None = None
+        self._link: Link | None = None  # the open connection, guarded by _lock
         #: Connections that were logged in, in total.
         self.connections = 0
 
@@ -315,13 +288,13 @@ class GatewaySocket:
     def _close_connection(self) -> None:
         """The token's cancel callback: close the open socket, which ends the reader's loop."""
         with self._lock:
-            connection = self._conn
+            link = self._link
         self._wake.set()
-        if connection is not None:
+        if link is not None:
             try:
-                connection.close()
+                link.connection.close()
             except Exception:
-                _cut(connection)
+                cut(link.connection)
 
     # -- the reader thread -----------------------------------------------------------------
 
@@ -353,17 +326,14 @@ class GatewaySocket:
                     return
                 continue
             except Exception as exc:  # a bug below us must not end live data
-                log.exception("opening the WebSocket failed unexpectedly")
                 failures += 1
-                error: MarketError = GatewayConnectionError(
-                    f"opening the WebSocket failed unexpectedly ({type(exc).__name__}: {exc}); "
-                    "it is retried; please report this",
-                    endpoint=WS_ENDPOINT,
-                )
-                if not self._lost(error, failures, token):
+                if not self._lost(_unexpected("opening", exc), failures, token):
                     return
                 continue
-            error, greeted = self._serve(connection)
+            try:
+                error, greeted = self._serve(connection, token)
+            except Exception as exc:  # a bug below us must not end live data
+                error, greeted = _unexpected("reading", exc), False
             if token.cancelled:
                 return
             failures = 1 if greeted else failures + 1
@@ -398,117 +368,44 @@ class GatewaySocket:
         self._clock.wait(delay, token)
         return not token.cancelled
 
-    def _serve(self, connection: ClientConnection) -> tuple[MarketError, bool]:
+    def _serve(self, connection: ClientConnection, token: CancelToken) -> tuple[MarketError, bool]:
         """Read ``connection`` until it ends: ``(why it ended, whether it was logged in)``."""
+        assert self._session is not None
         with connection:
-            now = self._clock.now()
-            self._listeners.forget_states()
+            self._listeners.forget_states()  # a new connection starts every conid afresh
+            timers = KeepAlive(
+                self.heartbeat_interval,
+                self.tic_interval,
+                self.silence_timeout,
+                self.refresh_interval,
+                self._clock.now(),
+            )
+            link = Link(
+                connection, self._listeners, timers, self._session, self._clock, self._logged_in
+            )
             with self._lock:
-                self._conn = connection
-                self._timers = KeepAlive(
-                    self.heartbeat_interval,
-                    self.tic_interval,
-                    self.silence_timeout,
-                    self.refresh_interval,
-                    now,
-                )
-                self._ready = False
-                self._authenticated = None
-                self._sts_seen = False
-                self._cut_error = None
+                self._link = link
             self._wake.set()
-            closed: ConnectionClosed | None = None
+            if token.cancelled:  # close() ran before the link was published
+                connection.close()
             try:
-                for raw in connection:
-                    with self._lock:
-                        if self._timers is not None:
-                            self._timers.seen(self._clock.now())
-                    self._handle(raw, connection)
-            except ConnectionClosed as exc:
-                closed = exc
+                return link.read()
             finally:
                 with self._lock:
-                    self._conn, self._timers = None, None
-                    greeted, self._ready = self._ready, False
-                    cut, self._cut_error = self._cut_error, None
+                    self._link = None
                 self._wake.set()
-        return cut or _closed_error(connection, closed), greeted
 
-    # -- messages (the reader thread) ------------------------------------------------------
-
-    def _handle(self, raw: str | bytes, connection: ClientConnection) -> None:
-        try:
-            message = parse_message(raw)
-        except DataIntegrityError as exc:
-            log.warning("%s", exc)
-            return
-        if isinstance(message, MarketUpdate):
-            self._listeners.market_update(message)
-        elif isinstance(message, Greeting):
-            self._logged_in(connection)
-        elif isinstance(message, AuthState):
-            self._auth_state(message, connection)
-        elif isinstance(message, OrderUpdate):
-            self._listeners.orders(message.orders)
-        elif isinstance(message, TradeUpdate):
-            self._listeners.trades(message.trades)
-        elif isinstance(message, WaitingForSession) and self._session is not None:
-            _send(connection, [session_message(self._session)])
-        elif isinstance(message, TopicError):
-            self._topic_error(message)
-
-    def _logged_in(self, connection: ClientConnection) -> None:
+    def _logged_in(self) -> None:
+        """A link was logged in: it subscribes everything, so queued changes are moot."""
         with self._lock:
-            if self._ready:
-                return
-            self._ready = True
-            self._authenticated = True
-            self._pending.clear()  # everything is subscribed now
-            if self._timers is not None:
-                self._timers.logged_in(self._clock.now())
+            self._pending.clear()
             self.connections += 1
-        self._listeners.emit(SocketEvent(SocketState.CONNECTED))
-        _send(connection, self._listeners.commands())
         self._wake.set()
 
-    def _auth_state(self, message: AuthState, connection: ClientConnection) -> None:
+    def _take_pending(self) -> list[str]:
         with self._lock:
-            first, self._sts_seen = not self._sts_seen, True
-            ready, was = self._ready, self._authenticated
-            if message.authenticated is not None:
-                self._authenticated = message.authenticated
-        if message.authenticated is True and not ready:
-            self._logged_in(connection)
-        elif message.authenticated is True and not first:
-            # Back, or a new brokerage session: the gateway starts it without subscriptions.
-            if was is False:
-                self._listeners.emit(SocketEvent(SocketState.CONNECTED))
-            _send(connection, self._listeners.commands())
-        elif message.authenticated is False and was is not False:
-            why = "another login took it" if message.competing else "it expired or was reset"
-            error = AuthenticationError(
-                f"the gateway's brokerage session ended ({why}); reopen it (the client does "
-                "on its next request); the socket subscribes again when it is back",
-                endpoint=WS_ENDPOINT,
-                gateway_message=message.message,
-            )
-            self._listeners.emit(SocketEvent(SocketState.LOST, error))
-            self._listeners.market_error(None, error)
-
-    def _topic_error(self, message: TopicError) -> None:
-        head, _, target = message.topic.partition("+")
-        conid = target.partition("@")[0]
-        if head != "smd" or not conid.isdigit():
-            log.warning("WebSocket error on %r: %s", message.topic, message.error)
-            return
-        error = DataUnavailable(
-            f"the gateway refused market data for conid {conid}: {message.error}; check the "
-            "conid and the market-data permissions",
-            endpoint=WS_ENDPOINT,
-            gateway_message=message.error,
-            conid=int(conid),
-        )
-        self._listeners.market_error(int(conid), error)
+            pending, self._pending = self._pending, []
+        return pending
 
     # -- the keeper thread -----------------------------------------------------------------
 
@@ -516,36 +413,11 @@ class GatewaySocket:
         clock = self._clock
         while not token.cancelled:
             self._wake.clear()
-            now = clock.now()
-            sends: list[str] = []
-            silent: float | None = None
-            refresh = False
             with self._lock:
-                connection, timers = self._conn, self._timers
-                if connection is None or timers is None:
+                link = self._link
+                if link is None:
                     self._pending.clear()  # the next connection subscribes everything
-                    next_at = math.inf
-                else:
-                    due = timers.due(now)
-                    if self._ready:
-                        sends, self._pending = self._pending, []
-                    sends += [ECHO] if due.echo else []
-                    sends += [TIC] if due.tic else []
-                    refresh = due.refresh and self._ready
-                    silent = due.silent
-                    if silent is not None:
-                        self._cut_error = RequestTimeout(
-                            f"no message on the gateway's WebSocket for {silent:g} s (not even "
-                            "a heartbeat); it was cut and is reopened",
-                            endpoint=WS_ENDPOINT,
-                            timeout=self.silence_timeout,
-                        )
-                    next_at = timers.next_at()
-            if connection is not None and silent is not None:
-                log.warning("WebSocket silent for %g s: cutting it", silent)
-                _cut(connection)
-            elif connection is not None:
-                _send(connection, sends + (self._listeners.commands() if refresh else []))
+            next_at = link.keep(clock.now(), self._take_pending) if link else math.inf
             clock.wait(max(0.0, next_at - clock.now()), self._wake, token)
 
     def __repr__(self) -> str:
@@ -555,41 +427,10 @@ class GatewaySocket:
         )
 
 
-def _send(connection: ClientConnection, commands: list[str]) -> None:
-    for command in commands:
-        try:
-            connection.send(command)
-        except (ConnectionClosed, OSError):
-            return  # the reader sees the loss and reconnects
-
-
-def _cut(connection: ClientConnection) -> None:
-    """Cut the TCP connection under ``connection`` (no close frame): its reader ends."""
-    with contextlib.suppress(OSError):
-        _socket.socket.shutdown(connection.socket, _socket.SHUT_RDWR)
-
-
-def _closed_error(connection: ClientConnection, closed: ConnectionClosed | None) -> MarketError:
-    """Why a connection ended, from its close frame (None: the connection broke)."""
-    frame = closed.rcvd if closed is not None else None
-    if frame is None and closed is None:
-        code, reason = connection.close_code, connection.close_reason or ""
-    elif frame is None:
-        return GatewayConnectionError(
-            "the gateway's WebSocket connection broke (no close frame); reconnecting",
-            endpoint=WS_ENDPOINT,
-        )
-    else:
-        code, reason = frame.code, frame.reason
-    if code == _POLICY_VIOLATION:
-        return AuthenticationError(
-            f"the gateway refused the WebSocket log-in ({reason or 'policy violation'}); "
-            "reopen the brokerage session (the client does on its next request); the socket "
-            "reconnects",
-            endpoint=WS_ENDPOINT,
-            gateway_message=reason,
-        )
-    detail = f"code {code}" + (f": {reason}" if reason else "")
+def _unexpected(doing: str, exc: Exception) -> MarketError:
+    log.error("%s the WebSocket failed unexpectedly", doing.capitalize(), exc_info=exc)
     return GatewayConnectionError(
-        f"the gateway closed the WebSocket ({detail}); reconnecting", endpoint=WS_ENDPOINT
+        f"{doing} the WebSocket failed unexpectedly ({type(exc).__name__}: {exc}); it is "
+        "reopened; please report this",
+        endpoint=WS_ENDPOINT,
     )
