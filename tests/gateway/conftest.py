@@ -18,29 +18,18 @@ The gateway's own certificate is self-signed and expired, so nothing could verif
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, NamedTuple
 
 import pytest
 import requests
 
-from backtrader_ibkr_cp.simulator import GatewaySimulator, SimLimits
 from backtrader_ibkr_cp.simulator.realgateway import RealGateway, ensure_gateway_dist
+from tests.gateway.stack import RELAXED_LIMITS, GatewayStack, new_simulator, reset_simulator
+from tests.support.instants import TUESDAY_MORNING
+
+__all__ = ["TUESDAY_MORNING", "GatewayStack"]  # a test module imports these from here
 
 _HERE = Path(__file__).resolve().parent
-
-#: Tuesday 2024-03-05 10:00:30 New York (EST, UTC-5): regular hours, 30 s into a minute.
-TUESDAY_MORNING = datetime(2024, 3, 5, 15, 0, 30, tzinfo=timezone.utc)
-
-#: IBKR's limits with the per-second and per-minute rates switched off (history concurrency
-#: and the 1000-point cap stay as IBKR has them).
-RELAXED_LIMITS = SimLimits(
-    total_per_second=1_000_000,
-    snapshot_per_second=1_000_000,
-    tickle_per_second=1_000_000,
-    sso_validate_per_minute=1_000_000,
-)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -51,42 +40,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(
                 pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
             )
-
-
-class GatewayStack(NamedTuple):
-    """A simulator and the real gateway in front of it; unpacks as ``sim, gw``."""
-
-    sim: GatewaySimulator
-    gw: RealGateway
-
-    @property
-    def api(self) -> str:
-        """The API root through the real gateway: ``https://127.0.0.1:PORT/v1/api``."""
-        return self.gw.url + "/v1/api"
-
-
-def new_simulator(**kwargs: Any) -> GatewaySimulator:
-    """A plain-HTTP simulator with a frozen clock on :data:`TUESDAY_MORNING`."""
-    kwargs.setdefault("seed", 7)
-    kwargs.setdefault("speed", 0)
-    kwargs.setdefault("start", TUESDAY_MORNING)
-    return GatewaySimulator(tls=False, **kwargs)
-
-
-def reset_simulator(sim: GatewaySimulator) -> None:
-    """Back to the shared stack's starting state: clock, limits, faults, penalty, latency,
-    open brokerage session, no market-data subscriptions, zeroed stats."""
-    sim.limits = RELAXED_LIMITS
-    sim.clear_faults()
-    sim.clear_penalty()
-    sim.latency = 0.0
-    sim.set_time(TUESDAY_MORNING)
-    with requests.Session() as direct:  # straight to the simulator, not through the gateway
-        if not sim.authenticated:
-            body = {"publish": True, "compete": True}
-            direct.post(sim.api_url + "/iserver/auth/ssodh/init", json=body, timeout=5)
-        direct.get(sim.api_url + "/iserver/marketdata/unsubscribeall", timeout=5)
-    sim.stats.reset()
 
 
 @pytest.fixture(scope="session")

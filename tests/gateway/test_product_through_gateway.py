@@ -5,7 +5,6 @@ simulator's ground truth; TLS works with the gateway's own (self-signed, expired
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -180,10 +179,7 @@ def test_short_live_run_through_the_real_gateway(private_stack: GatewayStack) ->
 
 def test_stopped_backend_ends_in_request_timeout(private_stack: GatewayStack) -> None:
     private_stack.sim.stop()  # the real gateway keeps running and hangs on every API call
-    with GatewayClient(
-        private_stack.gw.url, timeout=(2.0, 2.0), retry=RetryPolicy.no_retries()
-    ) as client:
-        started = time.monotonic()
-        with pytest.raises(RequestTimeout, match="timeout"):
-            client.api.auth_status()
-        assert time.monotonic() - started < 5.0
+    client = GatewayClient(private_stack.gw.url, timeout=(2.0, 2.0), retry=RetryPolicy.no_retries())
+    with client, pytest.raises(RequestTimeout, match="timeout") as raised:
+        client.api.auth_status()
+    assert raised.value.timeout == 2.0  # the client's read timeout ended it, not the gateway

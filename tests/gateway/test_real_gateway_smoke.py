@@ -6,18 +6,18 @@ answers, independently of our client.
 
 from __future__ import annotations
 
-import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING
 
 import pytest
 import requests
 
-if TYPE_CHECKING:
-    from conftest import GatewayStack
+from tests.gateway.stack import GatewayStack
 
 AAPL = 265598
+HISTORY = "/iserver/marketdata/history"
+#: Real seconds a test waits for what it started before it fails.
+SETTLE = 30.0
 
 
 def _ms(value: datetime) -> int:
@@ -173,22 +173,25 @@ def test_gateway_keeps_at_most_five_requests_in_flight_to_the_backend(
     stack: GatewayStack,
 ) -> None:
     """Its HTTP client pools 5 connections to the backend: a 6th concurrent request waits in
-    the gateway (no 429 for history concurrency, but a longer wait)."""
-    stack.sim.latency = 0.5
-    url = stack.api + "/iserver/marketdata/history"
+    the gateway (no 429 for history concurrency, but a longer wait). The simulator holds the
+    history answers at a gate until five are in flight: the sixth has not reached it then,
+    and arrives once the five are answered."""
+    url = stack.api + HISTORY
     params = {"conid": str(AAPL), "bar": "5min", "period": "1d"}
 
     def fetch(_: int) -> int:
-        return requests.get(url, params=params, verify=False, timeout=10).status_code
+        return requests.get(url, params=params, verify=False, timeout=SETTLE).status_code
 
-    began = time.monotonic()
     with ThreadPoolExecutor(6) as pool:
-        statuses = list(pool.map(fetch, range(6)))
-    elapsed = time.monotonic() - began
+        with stack.sim.gate(HISTORY) as gate:
+            answers = pool.map(fetch, range(6))
+            assert gate.wait_held(5, SETTLE)
+            assert stack.sim.stats.requests[HISTORY] == 5  # the sixth waits in the gateway
+        statuses = list(answers)
 
     assert statuses == [200] * 6
+    assert stack.sim.stats.requests[HISTORY] == 6
     assert stack.sim.stats.max_concurrent_history == 5
-    assert elapsed >= 0.95  # two rounds of 0.5 s
 
 
 def test_malformed_body_is_forwarded_verbatim(stack: GatewayStack, http: requests.Session) -> None:
@@ -210,16 +213,15 @@ def test_backend_reset_becomes_a_client_timeout(
 ) -> None:
     """The gateway swallows a backend RST and never answers: only a client timeout ends it."""
     stack.sim.inject("reset", path="/iserver/marketdata/history")
-    began = time.monotonic()
 
-    with pytest.raises(requests.exceptions.ReadTimeout):
+    with pytest.raises(requests.exceptions.ReadTimeout):  # not a reset, not an answer
         http.get(
             stack.api + "/iserver/marketdata/history",
             params={"conid": str(AAPL), "bar": "5min", "period": "1d"},
-            timeout=1,
+            timeout=(10, 1),
         )
 
-    assert 0.9 < time.monotonic() - began < 4
+    assert stack.sim.stats.requests[HISTORY] == 1 and stack.sim.pending_faults == 0
     # the gateway itself is fine afterwards
     assert http.post(stack.api + "/iserver/auth/status", timeout=5).status_code == 200
 
@@ -241,34 +243,27 @@ def test_stopped_simulator_means_no_answer_until_the_client_times_out(
 ) -> None:
     sim, gw = private_stack
     sim.stop()
-    began = time.monotonic()
 
-    with pytest.raises(requests.exceptions.ReadTimeout):
-        http.post(gw.url + "/v1/api/iserver/auth/status", timeout=3)
+    with pytest.raises(requests.exceptions.ReadTimeout):  # no error page, no answer at all
+        http.post(gw.url + "/v1/api/iserver/auth/status", timeout=(10, 3))
 
-    assert 2.5 < time.monotonic() - began < 6
     home = http.get(gw.url + "/", allow_redirects=False, timeout=5)
     assert home.status_code == 302
     assert home.headers["Location"].startswith("/sso/Login")
 
 
-def test_request_overhead_is_a_few_milliseconds(
+def test_each_request_through_the_gateway_is_one_request_to_the_backend(
     stack: GatewayStack, http: requests.Session
 ) -> None:
-    """Loose bound (shared CI cores): the median extra time per request stays under 25 ms."""
-
-    def median_seconds(url: str) -> float:
-        times = []
-        for _ in range(21):
-            began = time.perf_counter()
-            http.get(url + "/iserver/accounts", timeout=5).raise_for_status()
-            times.append(time.perf_counter() - began)
-        return sorted(times)[len(times) // 2]
-
-    direct = median_seconds(stack.sim.api_url)
-    through = median_seconds(stack.api)
-
-    assert through - direct < 0.025, (direct, through)
+    """The gateway adds no round trip of its own to a request: 21 requests through it reach
+    the simulator as 21, answered as the simulator answers them directly. (What the gateway
+    adds in milliseconds is a performance figure, for ``bench/``, not an assert here.)"""
+    path = "/iserver/accounts"
+    direct = [http.get(stack.sim.api_url + path, timeout=5).json() for _ in range(21)]
+    assert stack.sim.stats.requests[path] == 21
+    through = [http.get(stack.api + path, timeout=5).json() for _ in range(21)]
+    assert stack.sim.stats.requests[path] == 42
+    assert through == direct
 
 
 def test_gateway_does_not_cache_answers(stack: GatewayStack, http: requests.Session) -> None:
