@@ -278,6 +278,17 @@ class GatewaySocket:
         if report:
             self._listeners.emit(SocketEvent(SocketState.CLOSED))
 
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait (at most ``timeout`` real seconds each) for both threads to end, as they do
+        by themselves after ``unsupported`` or when the back-off gives up; True when they
+        have. :meth:`close` is still needed to report ``closed``."""
+        with self._lock:
+            threads = list(self._threads)
+        for thread in threads:
+            if thread is not threading.current_thread():
+                thread.join(timeout)
+        return not any(thread.is_alive() for thread in threads)
+
     def __enter__(self) -> GatewaySocket:
         self.start()
         return self

@@ -9,7 +9,6 @@ only fails the test.
 from __future__ import annotations
 
 import queue
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timezone
@@ -17,7 +16,6 @@ from typing import Any
 
 import pytest
 import requests
-from scripted_server import Reply, Scripted
 
 from backtrader_ibkr_cp.client.api import ApiClient
 from backtrader_ibkr_cp.client.retry import RetryPolicy
@@ -36,8 +34,9 @@ from backtrader_ibkr_cp.errors import (
     WebSocketUnavailable,
 )
 from backtrader_ibkr_cp.models import Snapshot
-from backtrader_ibkr_cp.simulator import GatewaySimulator
+from backtrader_ibkr_cp.simulator import GatewaySimulator, SimStats
 from backtrader_ibkr_cp.timing import Backoff, FakeClock
+from tests.client.scripted_server import Reply, Scripted
 
 #: Tuesday 2024-03-05 13:00 New York: the simulated market is open.
 MARKET_OPEN = datetime(2024, 3, 5, 18, 0, tzinfo=timezone.utc)
@@ -97,12 +96,10 @@ class States:
                 return event
 
 
-def wait_until(condition: Callable[[], bool], what: str) -> None:
-    """Wait for a server-side counter (polled: the simulator has no event for it)."""
-    deadline = time.monotonic() + WAIT
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        threading.Event().wait(0.01)
+def counted(sim: GatewaySimulator, condition: Callable[[SimStats], bool]) -> None:
+    """Wait until the simulator's counters satisfy ``condition`` (a message is counted once
+    it is sent)."""
+    assert sim.stats.wait_for(condition, timeout=WAIT), "the simulator's counters never did"
 
 
 @pytest.fixture
@@ -255,7 +252,7 @@ def test_a_silent_socket_is_detected_and_replaced(
     listener.snapshot()
     assert wsim.silence_websockets() == 1
     clock.advance(10)  # an echo goes out; the silenced socket swallows the answer
-    wait_until(lambda: wsim.stats.ws_swallowed >= 1, "the echo to be swallowed")
+    counted(wsim, lambda s: s.ws_swallowed == 1)  # the echo, swallowed
     assert socket.state is SocketState.CONNECTED
     clock.advance(20)  # 30 s without a message
     lost = states.until(SocketState.LOST)
@@ -280,8 +277,8 @@ def test_echo_and_tic_go_out_on_schedule(
     states.until(SocketState.CONNECTED)
     for step in range(1, 4):
         clock.advance(20)
-        wait_until(lambda s=step: wsim.stats.ws_messages["ech"] == s, f"echo {step}")
-    wait_until(lambda: wsim.stats.ws_messages["tic"] == 1, "the tic")
+        counted(wsim, lambda s, n=step: s.ws_messages["ech"] == n)
+    counted(wsim, lambda s: s.ws_messages["tic"] == 1)
     assert wsim.stats.ws_connections == 1
 
 
@@ -298,10 +295,10 @@ def test_subscriptions_are_refreshed_before_the_gateway_ends_them(
     listener = Recorder()
     socket.subscribe(AAPL, listener)
     listener.snapshot()
-    sent = wsim.stats.ws_messages["smd"]
+    counted(wsim, lambda s: s.ws_messages["smd"] == 1)
     wsim.age_websocket_subscriptions(600)
     clock.advance(300)  # the refresh: the gateway answers with a full message
-    wait_until(lambda: wsim.stats.ws_messages["smd"] == sent + 1, "the refresh's answer")
+    counted(wsim, lambda s: s.ws_messages["smd"] == 2)
     listener.snapshot()
     wsim.age_websocket_subscriptions(600)  # 1200 s since the first smd, 600 since the refresh
     wsim.advance(5)
@@ -322,9 +319,9 @@ def test_without_refresh_the_gateway_ends_the_subscription(
     listener.snapshot()
     wsim.age_websocket_subscriptions(900)
     wsim.advance(5)  # nothing is queued for AAPL any more
-    clock.advance(10)  # an echo: everything queued before its answer has been sent
-    wait_until(lambda: wsim.stats.ws_messages["ech"] == 1, "the echo's answer")
-    assert listener.items.empty()
+    clock.advance(10)  # an echo: everything queued before its answer is sent before it
+    counted(wsim, lambda s: s.ws_messages["ech"] == 1)
+    assert wsim.stats.ws_messages["smd"] == 1  # the first message only
 
 
 # -- the session ------------------------------------------------------------------------------
@@ -485,7 +482,7 @@ def test_a_gateway_without_a_websocket_is_unsupported(
         assert isinstance(event.error, WebSocketUnavailable) and event.error.status == 404
         assert "streaming='poll'" in str(event.error)
         assert isinstance(listener.error(), WebSocketUnavailable)
-        wait_until(lambda: not socket.running, "both threads to end")
+        assert socket.join(WAIT)  # UNSUPPORTED ends both threads on its own
 
 
 def test_close_is_prompt_and_leaves_nothing_behind(

@@ -10,7 +10,6 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from conftest import GatewayStack
 
 from backtrader_ibkr_cp.client.api import ApiClient
 from backtrader_ibkr_cp.client.retry import RetryPolicy
@@ -20,6 +19,7 @@ from backtrader_ibkr_cp.client.ws_events import SocketEvent, SocketState
 from backtrader_ibkr_cp.errors import MarketError
 from backtrader_ibkr_cp.models import Snapshot
 from backtrader_ibkr_cp.timing import Backoff
+from tests.gateway.stack import GatewayStack
 
 AAPL = 265598
 WAIT = 20.0

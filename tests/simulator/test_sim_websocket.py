@@ -20,13 +20,13 @@ from typing import Any
 
 import pytest
 import requests
-from sim_trading import RELAXED, TUESDAY, Trader
 from websockets.exceptions import ConnectionClosed, ConnectionClosedError, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from backtrader_ibkr_cp.simulator import GatewaySimulator
+from tests.simulator.sim_trading import RELAXED, Trader
+from tests.support.instants import TUESDAY_MORNING
 
-TUESDAY_MORNING = TUESDAY  # 10:00:30 New York: regular hours
 AAPL = 265598
 IBM = 8314
 FIELDS = ["31", "55", "70", "71", "84", "85", "86", "87", "88", "7059", "7295", "7741", "7762"]
@@ -167,6 +167,7 @@ def test_connect_greets_with_system_sts_and_act(
         assert act["args"]["isPaper"] is True
         assert sim.stats.ws_connections == 1
         assert sim.stats.requests["/ws"] == 1
+        assert sim.stats.wait_for(lambda s: sum(s.ws_messages.values()) == 3, timeout=5)
         assert sim.stats.ws_messages == {"system": 1, "sts": 1, "act": 1}
 
 
@@ -246,7 +247,8 @@ def test_heartbeats_carry_the_gateway_clock(socket_for: Callable[..., Socket]) -
         client.close()
     stamp = int(TUESDAY_MORNING.timestamp() * 1000)
     assert beats == [{"topic": "system", "hb": stamp}] * 3
-    assert sim.stats.ws_messages["system"] >= 4  # the greeting and three beats
+    # the greeting and three beats (a message is counted once sent: wait for the count)
+    assert sim.stats.wait_for(lambda s: s.ws_messages["system"] >= 4, timeout=5)
 
 
 def test_echo_and_tic(wsim: GatewaySimulator, socket_for: Callable[..., Socket]) -> None:
@@ -257,7 +259,9 @@ def test_echo_and_tic(wsim: GatewaySimulator, socket_for: Callable[..., Socket])
     reply = client.recv()
     assert reply["topic"] == "tic" and reply["alive"] is True
     assert reply["lastAccessed"] == int(TUESDAY_MORNING.timestamp() * 1000)
-    assert wsim.stats.ws_messages["ech"] == 1 and wsim.stats.ws_messages["tic"] == 1
+    assert wsim.stats.wait_for(
+        lambda s: s.ws_messages["ech"] == 1 and s.ws_messages["tic"] == 1, timeout=5
+    )
 
 
 # -- market data ----------------------------------------------------------------------------
@@ -480,14 +484,13 @@ def test_a_silenced_socket_stays_open_and_says_nothing(
     quiet = socket_for(wsim)
     quiet.send(smd(AAPL))
     quiet.recv()
+    assert wsim.stats.wait_for(lambda s: s.ws_messages["smd"] == 1, timeout=5)
     assert wsim.silence_websockets() == 1
     sent = sum(wsim.stats.ws_messages.values())
     quiet.send("ech+hb")
     wsim.advance(5)
-    deadline = time.monotonic() + 5
-    while wsim.stats.ws_swallowed < 2:  # the echo and the market update
-        assert time.monotonic() < deadline, "the silenced socket did not handle its messages"
-        threading.Event().wait(0.01)
+    # the echo and the market update, handled and swallowed
+    assert wsim.stats.wait_for(lambda s: s.ws_swallowed == 2, timeout=5)
     with pytest.raises(TimeoutError):
         quiet.recv(timeout=0)
     assert sum(wsim.stats.ws_messages.values()) == sent
