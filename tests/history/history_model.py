@@ -73,6 +73,8 @@ def make_bar(stamp: datetime, volume_lots: bool = False) -> Bar:
 
 
 Fault = Callable[[str, str, datetime], None]
+#: Real seconds a call waits for ``overlap`` calls in flight before it fails.
+OVERLAP_TIMEOUT = 10.0
 
 
 class FakeHistoryApi:
@@ -80,6 +82,11 @@ class FakeHistoryApi:
 
     It reaches back *further* than the planner assumes (``extra``) and keeps the most recent
     1000 bars, like IBKR. ``fault(bar, period, anchor)`` may raise to inject errors.
+
+    ``overlap``: the first calls wait until that many are in flight together (then every
+    call goes on), so a caller that runs fewer at once fails (AssertionError after
+    :data:`OVERLAP_TIMEOUT` s) instead of passing by luck. ``delay``: seconds each call takes.
+    ``threads`` records the thread of each call.
     """
 
     def __init__(
@@ -87,15 +94,18 @@ class FakeHistoryApi:
         *,
         extra: timedelta = timedelta(days=2),
         delay: float = 0.0,
+        overlap: int = 0,
         fault: Fault | None = None,
     ) -> None:
         self.extra = extra
         self.delay = delay
+        self.overlap = overlap
         self.fault = fault
         self.calls: list[tuple[int, str, str, datetime, bool]] = []
+        self.threads: list[int] = []
         self.in_flight = 0
         self.peak = 0
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
 
     def history(
         self,
@@ -108,9 +118,13 @@ class FakeHistoryApi:
         assert start_time is not None and start_time.tzinfo is not None
         with self._lock:
             self.calls.append((conid, bar, period, start_time, outside_rth))
+            self.threads.append(threading.get_ident())
             self.in_flight += 1
             self.peak = max(self.peak, self.in_flight)
+            self._lock.notify_all()
+            overlapped = self._lock.wait_for(lambda: self.peak >= self.overlap, OVERLAP_TIMEOUT)
         try:
+            assert overlapped, f"never {self.overlap} calls in flight together"
             if self.delay:
                 time.sleep(self.delay)
             tf = Timeframe.parse(bar)

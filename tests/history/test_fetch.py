@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from history_model import FakeHistoryApi, bar_starts, make_bar
 
 from backtrader_ibkr_cp.errors import (
     ApiError,
@@ -19,6 +19,7 @@ from backtrader_ibkr_cp.history.planner import minimum_requests
 from backtrader_ibkr_cp.models.bar import Bar, BarValidator, InvalidBar
 from backtrader_ibkr_cp.models.history import HistoryResponse
 from backtrader_ibkr_cp.models.timeframe import Timeframe
+from tests.history.history_model import FakeHistoryApi, bar_starts, make_bar
 
 UTC = timezone.utc
 START = datetime(2024, 1, 2, tzinfo=UTC)
@@ -47,7 +48,9 @@ def test_fetch_matches_the_truth_with_the_minimum_requests(
 
 
 def test_windows_run_concurrently_up_to_the_limit(no_thread_leak: None) -> None:
-    api = FakeHistoryApi(delay=0.02)
+    """The first calls wait until three are in flight together, which only a fetcher that
+    runs three at once brings about; more than three never are."""
+    api = FakeHistoryApi(overlap=3)
     end = START + timedelta(days=14)
     HistoryFetcher(api, concurrency=3).fetch(1, "5min", START, end)
     assert len(api.calls) == 10
@@ -55,9 +58,11 @@ def test_windows_run_concurrently_up_to_the_limit(no_thread_leak: None) -> None:
 
 
 def test_sequential_when_concurrency_is_one() -> None:
-    api = FakeHistoryApi(delay=0.005)
+    """Every window is fetched on the caller's own thread, one after the other."""
+    api = FakeHistoryApi()
     HistoryFetcher(api, concurrency=1).fetch(1, "5min", START, START + timedelta(days=7))
     assert api.peak == 1
+    assert len(api.threads) > 1 and set(api.threads) == {threading.get_ident()}
 
 
 def test_no_data_is_retried_once_then_empty() -> None:

@@ -18,17 +18,17 @@ from backtrader_ibkr_cp.history.fetch import HistoryFetcher
 from backtrader_ibkr_cp.history.planner import minimum_requests
 from backtrader_ibkr_cp.models.bar import Bar, BarValidator, InvalidBar
 from backtrader_ibkr_cp.simulator import GatewaySimulator
+from tests.support.sims import make_sim
+from tests.support.truth import Row
 
 HISTORY = "/iserver/marketdata/history"
 #: Wednesday 2024-06-05 12:00 New York (EDT): a session is under way.
 NOW = datetime(2024, 6, 5, 16, 0, tzinfo=timezone.utc)
 
-Row = tuple[datetime, float, float, float, float, float]
-
 
 @pytest.fixture(scope="module")
 def sim() -> Iterator[GatewaySimulator]:
-    with GatewaySimulator(seed=1, speed=0, start=NOW) as simulator:
+    with make_sim(seed=1, speed=0, start=NOW) as simulator:
         yield simulator
 
 

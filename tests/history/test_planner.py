@@ -7,7 +7,6 @@ import math
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from history_model import bar_starts
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -20,6 +19,7 @@ from backtrader_ibkr_cp.history.planner import (
     plan_windows,
 )
 from backtrader_ibkr_cp.models.timeframe import Timeframe
+from tests.history.history_model import bar_starts
 
 UTC = timezone.utc
 TUESDAY = datetime(2024, 1, 2, tzinfo=UTC)
