@@ -35,8 +35,11 @@ def sim() -> Iterator[GatewaySimulator]:
 @pytest.fixture(scope="module")
 def client(sim: GatewaySimulator) -> Iterator[ApiClient]:
     """One client (so one pacer) for the module: the simulator's 10 requests/s window spans
-    tests, and a second pacer would not know about the first one's requests."""
-    transport = Transport(sim.url, verify=sim.cert_path)
+    tests, and a second pacer would not know about the first one's requests. Its read
+    timeout is far above what the simulator needs to build five years of weekly bars (about
+    5 s, more on a busy machine): with the default 10 s a slow answer was retried, and the
+    request count came out one too high."""
+    transport = Transport(sim.url, verify=sim.cert_path, timeout=(10.0, 90.0))
     yield ApiClient(transport)
     transport.close()
 
