@@ -221,6 +221,12 @@ class OrderBook:
         order.cancel_requested = True
         return order.order_id is not None
 
+    def cancel_failed(self, ref: int) -> None:
+        """The cancel could not be delivered: a later cancel of ``ref`` is sent again."""
+        order = self._orders.get(ref)
+        if order is not None:
+            order.cancel_requested = False
+
     def status(
         self,
         *,

@@ -20,9 +20,17 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from functools import partial
+from typing import Any, Protocol, TypeVar
 
-from ..errors import Cancelled, DataIntegrityError, MarketError, OrderOutcomeUnknown
+from ..errors import (
+    AuthenticationError,
+    Cancelled,
+    DataIntegrityError,
+    MarketError,
+    OrderOutcomeUnknown,
+    RateLimitExceeded,
+)
 from ..live.channel import Channel
 from ..models.accounts import IServerAccounts, PortfolioAccount
 from ..models.answers import (
@@ -36,11 +44,12 @@ from ..models.answers import (
     Prompt,
     Question,
     Rejected,
+    ReplyExpired,
 )
 from ..models.orders import Execution, LiveOrder, LiveOrders
 from ..models.portfolio import AccountSummary, Position
 from ..models.tickets import OrderTicket
-from ..timing import SYSTEM_CLOCK, CancelToken, Clock
+from ..timing import SYSTEM_CLOCK, Backoff, CancelToken, Clock
 from .book import OrderBook, Output
 from .questions import QuestionPolicy
 from .requests import OrderRequest, Unsupported, ticket_for
@@ -67,6 +76,11 @@ LOOKUP_ROUNDS = 3
 RESENDS = 2
 #: Positions per page of ``/portfolio/{account}/positions/{page}``.
 POSITIONS_PAGE = 100
+#: Waits before sending a place, reply or cancel again that the gateway refused without
+#: carrying it out (429, or 401 after the client could not reopen the session): 1, 2, 4 s.
+REFUSED_BACKOFF = Backoff(initial=1.0, factor=2.0, maximum=4.0, jitter=0.0, attempts=3)
+
+T = TypeVar("T")
 
 
 class OrdersApi(Protocol):
@@ -334,23 +348,50 @@ class BrokerWorker:
     def _send(self, legs: tuple[Leg, ...], tickets: list[OrderTicket]) -> PlaceAnswer:
         """Place, answer the questions; a lost answer is found out, never sent blindly."""
         try:
-            answer = self._api.place_orders(self._account, tickets)
+            answer = self._unrefused(lambda: self._api.place_orders(self._account, tickets))
         except OrderOutcomeUnknown:
             return self._find_out(legs, tickets, resends=RESENDS)
         return self._answer_questions(legs, tickets, answer)
 
+    def _unrefused(self, send: Callable[[], T]) -> T:
+        """``send()``, sent again (after :data:`REFUSED_BACKOFF`) while the gateway refuses it
+        without carrying it out: pacing (429) or a session the client could not reopen
+        (401). The last refusal propagates."""
+        retry = 0
+        while True:
+            try:
+                return send()
+            except (RateLimitExceeded, AuthenticationError):
+                retry += 1
+                if not REFUSED_BACKOFF.allows(retry):
+                    raise
+                self._clock.wait(REFUSED_BACKOFF.delay(retry), self._token)
+                self._token.raise_if_cancelled("the broker")
+
     def _answer_questions(
-        self, legs: tuple[Leg, ...], tickets: list[OrderTicket], answer: PlaceAnswer
+        self,
+        legs: tuple[Leg, ...],
+        tickets: list[OrderTicket],
+        answer: PlaceAnswer,
+        *,
+        resends: int = RESENDS,
     ) -> PlaceAnswer:
         for _ in range(MAX_QUESTIONS):
             if not isinstance(answer, Question):
                 return answer
             confirm = self._settings.questions.decide(answer.message_ids, answer.text)
             ids = ", ".join(answer.message_ids) or "no id"
+            reply_id = answer.reply_id
             try:
-                reply = self._api.reply(answer.reply_id, confirm)
-            except OrderOutcomeUnknown:
-                return self._find_out(legs, tickets, resends=RESENDS)
+                reply = self._unrefused(partial(self._api.reply, reply_id, confirm))
+            except (OrderOutcomeUnknown, AuthenticationError):
+                # A lost answer, or a session lost between question and answer (IBKR drops
+                # a pending reply with the session): the order may or may not exist.
+                return self._find_out(legs, tickets, resends=resends)
+            if isinstance(reply, ReplyExpired) and confirm:
+                # The question's order was discarded (the session was reopened between
+                # question and answer): find it, or send it again.
+                return self._find_out(legs, tickets, resends=resends)
             if not confirm:
                 return Rejected(f"declined IBKR's question ({ids}): {answer.text}")
             self._say(
@@ -391,12 +432,12 @@ class BrokerWorker:
         self._say(f"order {legs[0].request.ref}: the answer was lost and IBKR has no order "
                   f"with cOID {coid}; sending it again with the same cOID")  # fmt: skip
         try:
-            answer = self._api.place_orders(self._account, tickets)
+            answer = self._unrefused(lambda: self._api.place_orders(self._account, tickets))
         except OrderOutcomeUnknown:
             return self._find_out(legs, tickets, resends=resends - 1)
         if isinstance(answer, DuplicateOrderId):
             return self._find_out(legs, tickets, resends=0)
-        return self._answer_questions(legs, tickets, answer)
+        return self._answer_questions(legs, tickets, answer, resends=resends - 1)
 
     def _found(self, legs: tuple[Leg, ...], live: LiveOrders, parent: LiveOrder) -> PlaceAnswer:
         """The accepted answer rebuilt from the live orders: the parent by its cOID, bracket
@@ -464,17 +505,25 @@ class BrokerWorker:
         assert order_id is not None
         for _ in range(2):  # a cancel is idempotent: a lost answer is sent again once
             try:
-                answer = self._api.cancel_order(self._account, order_id)
+                answer = self._unrefused(lambda: self._api.cancel_order(self._account, order_id))
             except OrderOutcomeUnknown:
                 continue
             except MarketError as exc:
-                self._say(f"order {ref}: cancelling failed ({exc}); it may still fill")
+                self.book.cancel_failed(ref)
+                self._say(
+                    f"order {ref}: cancelling failed ({exc}); the order is still working at "
+                    "IBKR and may fill: cancel it again"
+                )
                 return
             if isinstance(answer, Rejected):
                 self._say(f"order {ref}: IBKR refused to cancel it ({answer.text})")
             self._next_orders = min(self._next_orders, self._clock.now())  # look soon
             return
-        self._say(f"order {ref}: the cancel's answer was lost twice; it may still fill")
+        self.book.cancel_failed(ref)
+        self._say(
+            f"order {ref}: the cancel's answer was lost twice; the order may still be working "
+            "at IBKR: cancel it again"
+        )
 
     # -- polling ---------------------------------------------------------------------------
 

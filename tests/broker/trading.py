@@ -81,7 +81,7 @@ Step = tuple[int, Callable[[Any], None]]
 class Scripted(bt.Strategy):  # type: ignore[misc]
     """Runs the script's steps on live bars and stops once every order it made is done."""
 
-    params = (("script", ()), ("seen", None), ("after", 0))
+    params = (("script", ()), ("seen", None), ("after", 0), ("react", None), ("each", None))
 
     def __init__(self) -> None:
         self.seen: Seen = self.p.seen
@@ -100,6 +100,8 @@ class Scripted(bt.Strategy):  # type: ignore[misc]
         if order.status == order.Completed or order.status == order.Partial:
             ex = order.executed
             self.seen.executed[order.ref] = (ex.size, ex.price, ex.comm)
+        if self.p.react is not None:
+            self.p.react(self, order)
         self._maybe_stop()
 
     def notify_trade(self, trade: Any) -> None:
@@ -112,6 +114,8 @@ class Scripted(bt.Strategy):  # type: ignore[misc]
         for at, action in self.p.script:
             if at == self.live:
                 action(self)
+        if self.p.each is not None:
+            self.p.each(self)
         self._maybe_stop()
 
     def _maybe_stop(self) -> None:
@@ -136,8 +140,12 @@ def run_script(
     broker: dict[str, Any] | None = None,
     store: dict[str, Any] | None = None,
     symbol: str = "AAPL",
+    react: Callable[[Any, Any], None] | None = None,
+    each: Callable[[Any], None] | None = None,
 ) -> Seen:
-    """Run ``script`` on live one-minute bars of ``symbol``; returns what was seen."""
+    """Run ``script`` on live one-minute bars of ``symbol``; returns what was seen.
+    ``react(strategy, order)`` runs on every order notification, ``each(strategy)`` on every
+    live bar after the script's steps."""
     seen = Seen()
     the_store = store_for(sim, **(store or {}))
     cerebro = bt.Cerebro(stdstats=False, quicknotify=True)
@@ -153,7 +161,9 @@ def run_script(
     options: dict[str, Any] = {"orders_every": 0.2, "account_every": 0.5}
     options.update(broker or {})
     cerebro.broker = the_store.getbroker(**options)
-    cerebro.addstrategy(Scripted, script=tuple(script), seen=seen, after=after)
+    cerebro.addstrategy(
+        Scripted, script=tuple(script), seen=seen, after=after, react=react, each=each
+    )
     guard = threading.Timer(MAX_SECONDS, cerebro.runstop)
     guard.start()
     try:
