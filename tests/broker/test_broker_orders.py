@@ -4,6 +4,7 @@ strategy sees for every order type, and the account as IBKR holds it at the end.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from typing import Any
 
 import backtrader as bt
@@ -11,7 +12,8 @@ import pytest
 
 from backtrader_ibkr_cp import IBKRCPStore, LiveTradingRefused
 from backtrader_ibkr_cp.simulator import GatewaySimulator
-from tests.broker.trading import run_script, trading_sim
+from tests.broker.trading import RELAXED_SIM, run_script, trading_sim
+from tests.simulator.sim_trading import Trader
 from tests.support.instants import NY
 
 AAPL = 265598
@@ -291,3 +293,31 @@ def test_a_live_account_is_refused_before_anything_is_sent(no_thread_leak: None)
         with pytest.raises(LiveTradingRefused, match="allow_live=True"):
             run_script(live, [])
         assert live.account.orders == ()
+
+
+def test_orders_and_fills_made_outside_the_strategy_are_reported_and_adopted(
+    no_thread_leak: None,
+) -> None:
+    """Someone trades the account in the IBKR app during the run: the open order and the
+    execution are reported, and the strategy's position follows the account. (The other
+    program's requests are not paced with the store's: the simulator's limit on the total
+    rate is lifted so they cause no 429.)"""
+
+    def outside(strategy: Any) -> None:
+        trader = Trader(sim)
+        trader.place_one(conid=AAPL, side="BUY", quantity=5, orderType="MKT", tif="DAY")
+        close = strategy.data.close[0]
+        trader.place_one(
+            conid=AAPL, side="BUY", quantity=1, orderType="LMT", price=round(close * 0.8, 2),
+            tif="GTC",
+        )  # fmt: skip
+        strategy.seen.orders["mine"] = strategy.buy(size=1)
+
+    with trading_sim(limits=replace(RELAXED_SIM, total_per_second=1000)) as sim:
+        seen = run_script(sim, [(1, outside)], after=8)
+        held = sim.account.positions[AAPL]
+    assert seen.statuses[ref(seen, "mine")] == [*SUBMITTED_ACCEPTED, "Completed"]
+    assert any("an order not placed by this run is open at IBKR" in m for m in seen.messages)
+    assert any("an execution not caused by this run: BUY 5" in m for m in seen.messages)
+    assert any("the account holds 6, the strategy 1" in m for m in seen.messages)
+    assert seen.position == held == 6
