@@ -13,6 +13,8 @@ import re
 __all__ = [
     "ACCOUNT_ID",
     "API_ROOT",
+    "COID_PLACEHOLDER",
+    "COID_PREFIX",
     "FIVE_SECOND_ENDPOINTS",
     "HISTORY",
     "HISTORY_MAX_POINTS",
@@ -145,6 +147,11 @@ PERIOD_UNITS = {
 #: the prefix (``DUO873728``) or at the end (``DUO873728C``). Secrets: scrubbed from
 #: cassettes, logs and error messages alike (this one pattern everywhere).
 ACCOUNT_ID = re.compile(r"(?<![A-Za-z0-9])D?[UFI][A-Z]?[0-9]{5,}[A-Z]?(?![A-Za-z0-9])")
+#: The per-run prefix of every cOID the broker sends (``bt`` + a lower-case base-36 run id +
+#: ``-``, then the order's ref): replaced in cassettes by :data:`COID_PLACEHOLDER`, so a
+#: recording says nothing about the process or the moment that made it.
+COID_PREFIX = re.compile(r"(?<![A-Za-z0-9])bt[0-9a-z]{6,}-(?=[0-9])")
+COID_PLACEHOLDER = "btRUN-"
 
 
 def is_paper_account(account_id: str) -> bool:

@@ -642,8 +642,7 @@ def _coid_prefix() -> str:
     """A per-run cOID prefix (IBKR wants cOIDs unique for 24 h): ``bt`` + process id + run +
     time, base 36; nothing in it identifies a user."""
     stamp = int(datetime.now(timezone.utc).timestamp() * 1000)
-    raw = f"{os.getpid():x}{next(_RUNS):x}{_base36(stamp)}"
-    return f"bt{raw}-"
+    return f"bt{os.getpid():x}{next(_RUNS):x}{_base36(stamp)}-"  # wire.COID_PREFIX
 
 
 def _base36(value: int) -> str:

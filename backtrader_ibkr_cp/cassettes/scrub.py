@@ -10,6 +10,8 @@ What is removed or replaced (interfaces.md, "Secrets"):
   fixed origin keeps re-recorded cassettes identical);
 - account ids (``U1234567``, ``DU1234567``: a ``U`` or ``DU`` and five or more digits) are
   replaced by :data:`ACCOUNT_PLACEHOLDER` in URIs, header values and bodies;
+- the broker's per-run ``cOID`` prefixes (process, run and time) become
+  :data:`~backtrader_ibkr_cp.wire.COID_PLACEHOLDER` (``btRUN-<ref>``) wherever they appear;
 - JSON bodies: the values of identifying keys (:data:`SECRET_KEYS`: the ``/tickle`` ``session``
   token, ``sessionId``, user ids and names, IP and MAC addresses) are replaced by placeholders
   of the same JSON type (strings -> ``"REDACTED"``, numbers -> ``0``);
@@ -29,7 +31,7 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from ..wire import ACCOUNT_ID
+from ..wire import ACCOUNT_ID, COID_PLACEHOLDER, COID_PREFIX
 
 __all__ = [
     "ACCOUNT_PLACEHOLDER",
@@ -76,10 +78,12 @@ _MIN_SECRET_LENGTH = 12
 
 
 def scrub_text(text: str, secrets: Iterable[str] = ()) -> str:
-    """``text`` with account ids and each of ``secrets`` (plain values) replaced."""
+    """``text`` with account ids, the broker's per-run cOID prefixes and each of ``secrets``
+    (plain values) replaced."""
     for secret in secrets:
         if len(secret) >= _MIN_SECRET_LENGTH and secret in text:
             text = text.replace(secret, SECRET_PLACEHOLDER)
+    text = COID_PREFIX.sub(COID_PLACEHOLDER, text)
     return ACCOUNT_RE.sub(ACCOUNT_PLACEHOLDER, text)
 
 

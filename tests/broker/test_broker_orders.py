@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import backtrader as bt
 import pytest
 
 from backtrader_ibkr_cp import IBKRCPStore, LiveTradingRefused
+from backtrader_ibkr_cp.cassettes import ACCOUNT_PLACEHOLDER
 from backtrader_ibkr_cp.simulator import GatewaySimulator
+from backtrader_ibkr_cp.wire import ACCOUNT_ID, COID_PLACEHOLDER, COID_PREFIX
 from tests.broker.trading import RELAXED_SIM, run_script, trading_sim
 from tests.simulator.sim_trading import Trader
 from tests.support.instants import NY
@@ -321,3 +324,24 @@ def test_orders_and_fills_made_outside_the_strategy_are_reported_and_adopted(
     assert any("an execution not caused by this run: BUY 5" in m for m in seen.messages)
     assert any("the account holds 6, the strategy 1" in m for m in seen.messages)
     assert seen.position == held == 6
+
+
+def test_a_recorded_trading_run_keeps_no_account_cookie_or_run_prefix(
+    no_thread_leak: None, sim: GatewaySimulator, tmp_path: Path
+) -> None:
+    cassette = tmp_path / "trading.json"
+    seen = run_script(
+        sim,
+        [(1, place("buy", size=10))],
+        store={"cassette": str(cassette), "record_mode": "once"},
+    )
+    assert seen.statuses[ref(seen, "buy")] == [*SUBMITTED_ACCEPTED, "Completed"]
+    raw = cassette.read_text()
+    (order,) = sim.account.orders
+    assert order.coid is not None and COID_PREFIX.match(order.coid)
+    prefix = order.coid.rpartition("-")[0]
+    assert f"/iserver/account/{ACCOUNT_PLACEHOLDER}/orders" in raw  # the order was recorded
+    assert f"{COID_PLACEHOLDER}{ref(seen, 'buy')}" in raw
+    assert prefix not in raw
+    assert ACCOUNT_ID.search(raw) is None
+    assert "cookie" not in raw.lower()
