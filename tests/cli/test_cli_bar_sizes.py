@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 
 import pytest
-from cli_process import ibkr_cp
 
 from backtrader_ibkr_cp import Timeframe
 from backtrader_ibkr_cp.cli import build_parser
 from backtrader_ibkr_cp.simulator import GatewaySimulator
+from tests.cli.cli_process import ibkr_cp
 
 DATES = ("--from", "2024-03-04", "--to", "2024-03-05")
 

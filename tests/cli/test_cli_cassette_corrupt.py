@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from cli_process import ibkr_cp
+
+from tests.cli.cli_process import ibkr_cp
 
 BUNDLED = Path(__file__).parents[2] / "cassettes" / "aapl_msft_5min_synthetic.json"
 

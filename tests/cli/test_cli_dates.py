@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cli_process import ibkr_cp
-
 from backtrader_ibkr_cp.simulator import GatewaySimulator
+from tests.cli.cli_process import ibkr_cp
 
 
 def _stamps(csv_text: str) -> list[str]:

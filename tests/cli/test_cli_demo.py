@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
-from cli_process import ibkr_cp
 
 from backtrader_ibkr_cp.cli import main
 from backtrader_ibkr_cp.cli.demo_cmd import find_bundled_cassette
+from tests.cli.cli_process import ibkr_cp
 
 
 def test_demo_backtests_the_bundled_cassette_then_paper_trades_live(

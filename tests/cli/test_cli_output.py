@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from cli_process import ibkr_cp
 
 from backtrader_ibkr_cp.simulator import GatewaySimulator
+from tests.cli.cli_process import ibkr_cp
 
 DATES = ("--from", "2024-03-04", "--to", "2024-03-05")
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from cli_process import IBKR_CP
-
 from backtrader_ibkr_cp.simulator import GatewaySimulator
+from tests.cli.cli_process import IBKR_CP
 
 
 def test_bars_into_a_pipe_closed_early_exits_quietly(sim: GatewaySimulator, tmp_path: Path) -> None:

@@ -7,9 +7,9 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from cli_process import ibkr_cp
 
 from backtrader_ibkr_cp.simulator import GatewaySimulator
+from tests.cli.cli_process import ibkr_cp
 
 #: A TLS alert record (fatal, unexpected_message): what a TLS server may send back to bytes
 #: that are not a TLS handshake.

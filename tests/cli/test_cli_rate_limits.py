@@ -13,10 +13,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import CLI_NOW
 
 from backtrader_ibkr_cp.cli import main
 from backtrader_ibkr_cp.simulator import GatewaySimulator, SimLimits
+from tests.support.instants import WEDNESDAY_EVENING
 
 HISTORY = "/iserver/marketdata/history"
 #: A safety net against a command that hangs (before the fix: ten minutes), not a timing
@@ -76,7 +76,7 @@ def test_a_rate_limited_command_answers_at_once_in_one_line(tmp_path: Path) -> N
     folder = tmp_path / "pacing"
     limits = SimLimits(history_concurrency=2)
     with GatewaySimulator(
-        seed=3, speed=0.0, start=CLI_NOW, limits=limits, penalty_seconds=600
+        seed=3, speed=0.0, start=WEDNESDAY_EVENING, limits=limits, penalty_seconds=600
     ) as sim:
         sim.inject("latency", 2, path=HISTORY, seconds=1.0)  # the two admitted answer late
         out = str(tmp_path / "aapl.csv")

@@ -16,10 +16,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from cli_process import IBKR_CP
 
 from backtrader_ibkr_cp.cli import main
 from backtrader_ibkr_cp.cli.simulate_cmd import serve_simulator
+from tests.cli.cli_process import IBKR_CP
 
 pytestmark = [
     pytest.mark.gateway,

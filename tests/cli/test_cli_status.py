@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from cli_process import ibkr_cp
-
 from backtrader_ibkr_cp.simulator import GatewaySimulator
+from tests.cli.cli_process import ibkr_cp
 
 
 def test_status_reports_a_competing_login_and_leaves_it_alone(sim: GatewaySimulator) -> None:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from cli_process import ibkr_cp
 
 import backtrader_ibkr_cp
 from backtrader_ibkr_cp.cli import build_parser, main
+from tests.cli.cli_process import ibkr_cp
 
 SUBCOMMANDS = ("status", "search", "bars", "record", "simulate", "demo", "plugins")
 
