@@ -1,33 +1,22 @@
-"""Fixtures for the cassette tests: a frozen-clock simulator and a closed loopback port."""
+"""Fixtures for the cassette tests: a frozen-clock simulator and plain ``requests`` calls
+without TLS warnings (``closed_port`` is in ``tests/conftest.py``)."""
 
 from __future__ import annotations
 
-import socket
 import warnings
-from collections.abc import Iterator
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterator
 
 import pytest
 from urllib3.exceptions import InsecureRequestWarning
 
 from backtrader_ibkr_cp.simulator import GatewaySimulator
-
-#: Simulated "now": a Wednesday after the close, so whole sessions are complete.
-SIM_NOW = datetime(2024, 3, 6, 22, 0, tzinfo=timezone.utc)
+from tests.support.instants import WEDNESDAY_EVENING
 
 
 @pytest.fixture
-def sim() -> Iterator[GatewaySimulator]:
-    with GatewaySimulator(seed=7, speed=0.0, start=SIM_NOW) as simulator:
-        yield simulator
-
-
-@pytest.fixture
-def closed_port() -> int:
-    """A loopback port nothing listens on."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def sim(sim_factory: Callable[..., GatewaySimulator]) -> GatewaySimulator:
+    """Frozen on a Wednesday after the close (seed 7), so whole sessions are complete."""
+    return sim_factory(seed=7, speed=0.0, start=WEDNESDAY_EVENING)
 
 
 @pytest.fixture
