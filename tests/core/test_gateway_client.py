@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -22,21 +22,20 @@ from backtrader_ibkr_cp import (
 from backtrader_ibkr_cp.client.retry import RetryPolicy
 from backtrader_ibkr_cp.contracts.resolver import AmbiguousContract, ContractNotFound
 from backtrader_ibkr_cp.simulator import GatewaySimulator
+from tests.support.policies import FAST_RETRY
 
 #: Tuesday 2024-03-05 13:00:30 New York: the simulated market is open.
 OPEN = datetime(2024, 3, 5, 18, 0, 30, tzinfo=timezone.utc)
-FAST = RetryPolicy(backoff_factor=0.01, jitter=0.0)
 
 
 @pytest.fixture
-def sim() -> Iterator[GatewaySimulator]:
-    with GatewaySimulator(seed=3, speed=0, start=OPEN) as s:
-        yield s
+def sim(sim_factory: Callable[..., GatewaySimulator]) -> GatewaySimulator:
+    return sim_factory(seed=3, speed=0, start=OPEN)
 
 
 @pytest.fixture
 def client(sim: GatewaySimulator) -> Iterator[GatewayClient]:
-    with GatewayClient(sim.url, retry=FAST, timeout=5.0) as c:
+    with GatewayClient(sim.url, retry=FAST_RETRY, timeout=5.0) as c:
         yield c
 
 
@@ -57,7 +56,7 @@ def test_session_operations(client: GatewayClient, sim: GatewaySimulator) -> Non
 def test_authenticate_opens_brokerage_session_when_only_logged_in() -> None:
     with (
         GatewaySimulator(seed=3, speed=0, start=OPEN, authenticated=False) as sim,
-        GatewayClient(sim.url, retry=FAST) as client,
+        GatewayClient(sim.url, retry=FAST_RETRY) as client,
     ):
         assert client.health_check() is False
         assert client.authenticate() is True
@@ -177,7 +176,7 @@ def test_expired_session_recovers_transparently(
 def test_not_logged_in_says_where_to_log_in() -> None:
     with (
         GatewaySimulator(seed=3, speed=0, start=OPEN) as sim,
-        GatewayClient(sim.url, retry=FAST) as client,
+        GatewayClient(sim.url, retry=FAST_RETRY) as client,
     ):
         client.api.logout()
         with pytest.raises(AuthenticationError, match=r"log in at https://127\.0\.0\.1"):
@@ -203,7 +202,7 @@ def test_todays_daily_bar_is_complete_after_the_close() -> None:
     after_close = datetime(2024, 3, 5, 22, 0, tzinfo=timezone.utc)  # Tue 17:00 New York
     with (
         GatewaySimulator(seed=3, speed=0, start=after_close) as sim,
-        GatewayClient(sim.url, retry=FAST) as client,
+        GatewayClient(sim.url, retry=FAST_RETRY) as client,
     ):
         latest = client.fetch_latest_bar("AAPL", "1d")
         truth = sim.truth("AAPL", "1d", after_close - timedelta(days=3), after_close)

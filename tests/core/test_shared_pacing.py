@@ -3,7 +3,7 @@ inside IBKR's limits (a bug: each client had its own, and two quick CLI calls go
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
@@ -15,12 +15,14 @@ from backtrader_ibkr_cp.client.retry import RetryPolicy
 from backtrader_ibkr_cp.simulator import GatewaySimulator
 
 OPEN = datetime(2024, 3, 5, 18, 0, 30, tzinfo=timezone.utc)
+HISTORY = "/iserver/marketdata/history"
+#: Real seconds a test waits for what it started before it fails.
+SETTLE = 60.0
 
 
 @pytest.fixture
-def sim() -> Iterator[GatewaySimulator]:
-    with GatewaySimulator(seed=5, speed=0, start=OPEN, penalty_seconds=1) as s:
-        yield s
+def sim(sim_factory: Callable[..., GatewaySimulator]) -> GatewaySimulator:
+    return sim_factory(seed=5, speed=0, start=OPEN, penalty_seconds=1)
 
 
 def test_clients_of_one_gateway_share_a_pacer_with_the_stricter_limits(
@@ -42,21 +44,23 @@ def test_clients_of_one_gateway_share_a_pacer_with_the_stricter_limits(
 
 def test_clients_with_different_history_concurrency_stay_under_the_gateways_cap() -> None:
     """Two clients of one gateway, asking for 5 and 4 history requests in flight: together
-    they keep 4 (with a pacer each they had 9 in flight and the gateway answered 429)."""
+    they keep 4 (with a pacer each they had 9 in flight and the gateway answered 429). The
+    simulator holds the history answers at a gate until four are in flight together."""
     start = datetime(2024, 2, 26, tzinfo=timezone.utc)
     end = datetime(2024, 3, 5, tzinfo=timezone.utc)
     no_wait = RetryPolicy(rate_limit_retries=0)
     with GatewaySimulator(seed=5, start=OPEN, penalty_seconds=600) as sim:
-        sim.latency = 0.2
         five = GatewayClient(sim.url, pacing=PacingLimits(history_concurrency=5), retry=no_wait)
         four = GatewayClient(sim.url, retry=no_wait)
         try:
             with ThreadPoolExecutor(2) as pool:
-                runs = [
-                    pool.submit(client.fetch_bars, "AAPL", "1min", start, end)
-                    for client in (five, four)
-                ]
-                assert all(run.result(timeout=60) for run in runs)
+                with sim.gate(HISTORY) as gate:
+                    runs = [
+                        pool.submit(client.fetch_bars, "AAPL", "1min", start, end)
+                        for client in (five, four)
+                    ]
+                    assert gate.wait_held(4, SETTLE)
+                assert all(run.result(timeout=SETTLE) for run in runs)
         finally:
             five.close()
             four.close()
