@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from plugin_install import SAMPLE_PROJECT, install_distribution
 
 from backtrader_ibkr_cp.plugins import ENV_ALLOW, ENV_DISABLE_AUTOLOAD, reset_plugin_manager
+from tests.plugins.plugin_install import SAMPLE_PROJECT, install_distribution
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from plugin_install import write_dist_info
 
 from backtrader_ibkr_cp.errors import ConfigError
 from backtrader_ibkr_cp.plugins import (
@@ -21,6 +20,7 @@ from backtrader_ibkr_cp.plugins import (
     make_store,
 )
 from backtrader_ibkr_cp.plugins import builtin as builtin_plugin
+from tests.plugins.plugin_install import write_dist_info
 
 
 def test_builtin_plugin_is_registered_like_any_plugin_and_lists_the_ibkr_cp_feed(

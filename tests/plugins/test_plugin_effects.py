@@ -4,7 +4,7 @@ transformation and request observation, all against the simulator over loopback.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from typing import Any
 
@@ -25,8 +25,8 @@ from backtrader_ibkr_cp.plugins import (
     plugin_transform_bars,
 )
 from backtrader_ibkr_cp.simulator import GatewaySimulator
+from tests.support.instants import WEDNESDAY_EVENING
 
-NOW = datetime(2024, 3, 6, 22, 0, tzinfo=timezone.utc)
 START, END = datetime(2024, 3, 4, tzinfo=timezone.utc), datetime(2024, 3, 6, tzinfo=timezone.utc)
 
 
@@ -36,10 +36,10 @@ def pm(sample_plugin: Any) -> Any:
 
 
 @pytest.fixture
-def sim(pm: Any) -> Iterator[GatewaySimulator]:
-    with GatewaySimulator(seed=5, speed=0.0, start=NOW) as simulator:
-        assert apply_simulator_instruments(simulator, pm) == 2
-        yield simulator
+def sim(pm: Any, sim_factory: Callable[..., GatewaySimulator]) -> GatewaySimulator:
+    simulator = sim_factory(seed=5, speed=0.0, start=WEDNESDAY_EVENING)
+    assert apply_simulator_instruments(simulator, pm) == 2
+    return simulator
 
 
 @pytest.fixture
