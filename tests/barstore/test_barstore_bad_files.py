@@ -26,7 +26,6 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from barstore_helpers import AAPL, IBM, LATER, make_bars, utc, write_as
 
 from backtrader_ibkr_cp import (
     BarStore,
@@ -37,6 +36,7 @@ from backtrader_ibkr_cp import (
     BarStoreWriteError,
 )
 from backtrader_ibkr_cp.barstore.schema import META_KEY
+from tests.barstore.barstore_helpers import AAPL, IBM, LATER, make_bars, utc, write_as
 
 SPAWN = multiprocessing.get_context("spawn")
 WEEK = (utc(2024, 3, 4), utc(2024, 3, 9))

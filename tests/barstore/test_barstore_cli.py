@@ -7,7 +7,7 @@ The simulator's clock is frozen on a Saturday, so every bar of the weeks before 
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -48,11 +48,14 @@ def truth(
 
 
 @pytest.fixture
-def sim(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[GatewaySimulator]:
+def sim(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    sim_factory: Callable[..., GatewaySimulator],
+) -> GatewaySimulator:
     monkeypatch.delenv("IBKR_GATEWAY_URL", raising=False)
     monkeypatch.setenv("IBKR_CP_BAR_STORE", str(tmp_path / "env-store"))
-    with GatewaySimulator(seed=11, speed=0.0, start=SATURDAY) as simulator:
-        yield simulator
+    return sim_factory(seed=11, speed=0.0, start=SATURDAY)
 
 
 def fill_argv(sim: GatewaySimulator, store: Path, *symbols: str, end: str = TO) -> list[str]:

@@ -10,7 +10,6 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pytest
-from barstore_helpers import AAPL, AAPL_MEXI, IBM, LATER, make_bars, stamps, utc
 
 from backtrader_ibkr_cp import (
     BarStore,
@@ -22,6 +21,7 @@ from backtrader_ibkr_cp import (
 from backtrader_ibkr_cp.barstore import Span
 from backtrader_ibkr_cp.contracts.resolver import AmbiguousContract
 from backtrader_ibkr_cp.models import Bar, Timeframe
+from tests.barstore.barstore_helpers import AAPL, AAPL_MEXI, IBM, LATER, make_bars, stamps, utc
 
 
 @pytest.fixture

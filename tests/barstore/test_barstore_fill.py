@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from barstore_helpers import AAPL, LATER, make_bars, utc
-
 from backtrader_ibkr_cp import Bar, BarStore
 from backtrader_ibkr_cp.barstore import Span, fill, to_fetch
+from tests.barstore.barstore_helpers import AAPL, LATER, make_bars, utc
 
 WEEK = (utc(2024, 3, 4), utc(2024, 3, 9))
 

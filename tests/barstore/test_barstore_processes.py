@@ -17,7 +17,11 @@ from pathlib import Path
 import numpy as np
 import pyarrow.dataset as ds
 import pytest
-from barstore_helpers import (
+
+from backtrader_ibkr_cp import BarStore
+from backtrader_ibkr_cp.barstore import Span
+from backtrader_ibkr_cp.barstore.spans import merge
+from tests.barstore.barstore_helpers import (
     AAPL,
     LATER,
     hold_lock,
@@ -26,10 +30,6 @@ from barstore_helpers import (
     utc,
     write_spans,
 )
-
-from backtrader_ibkr_cp import BarStore
-from backtrader_ibkr_cp.barstore import Span
-from backtrader_ibkr_cp.barstore.spans import merge
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="flock and fork-free spawn on POSIX")
 
