@@ -181,7 +181,7 @@ def test_a_three_leg_bracket_fills_the_parent_then_one_child_and_cancels_the_oth
             size=10,
             exectype=bt.Order.Market,
             stopprice=round(close * 0.5, 2),
-            limitprice=round(close * 1.0005, 2),
+            limitprice=round(close * 0.999, 2),
         )
         strategy.seen.orders.update(parent=parent, stop=stop, limit=limit)
 
@@ -199,7 +199,7 @@ def test_a_two_leg_bracket(no_thread_leak: None, sim: GatewaySimulator) -> None:
     def bracket(strategy: Any) -> None:
         close = strategy.data.close[0]
         parent, _none, limit = strategy.buy_bracket(
-            size=10, exectype=bt.Order.Market, stopexec=None, limitprice=round(close * 1.0005, 2)
+            size=10, exectype=bt.Order.Market, stopexec=None, limitprice=round(close * 0.999, 2)
         )
         strategy.seen.orders.update(parent=parent, limit=limit)
 

@@ -53,7 +53,7 @@ def test_a_live_run_trades_through_the_real_gateway(
             size=7,
             exectype=bt.Order.Market,
             stopprice=round(close * 0.5, 2),
-            limitprice=round(close * 1.0005, 2),
+            limitprice=round(close * 0.999, 2),  # marketable: fills once the parent has
         )
         strategy.seen.orders.update(parent=parent, stop=stop, take=limit)
 
