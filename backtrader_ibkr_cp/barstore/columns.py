@@ -8,6 +8,7 @@ as they are.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
@@ -22,7 +23,7 @@ from ..models.calendar import EXCHANGE_TZ, bucket_at, sessions_between
 from ..models.timeframe import Timeframe
 from .spans import EPOCH, from_ms, to_ms
 
-__all__ = ["BarColumns", "bar_ends"]
+__all__ = ["BarColumns", "bar_ends", "bt_date_numbers"]
 
 Int64Array = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -79,10 +80,10 @@ class BarColumns:
         return self.timestamp.astype("datetime64[ms]")
 
     def bt_datetime(self, at: Literal["start", "end"] = "start") -> FloatArray:
-        """backtrader's float date numbers (``bt.date2num`` of the UTC time) of each bar's
-        start, or of its end (``at="end"``: when it is complete)."""
+        """backtrader's float date numbers (``bt.date2num`` of the UTC time, bit for bit) of
+        each bar's start, or of its end (``at="end"``: when it is complete)."""
         ms = self.timestamp if at == "start" else self.end()
-        return ms.astype(np.float64) / _MS_PER_DAY + BT_EPOCH_DAY
+        return bt_date_numbers(ms)
 
     def to_bars(self) -> list[Bar]:
         """The rows as :class:`Bar` objects (tz-aware UTC timestamps)."""
@@ -103,6 +104,63 @@ class BarColumns:
             span = f", {from_ms(int(self.timestamp[0])).isoformat()} .. "
             span += from_ms(int(self.timestamp[-1])).isoformat()
         return f"BarColumns({len(self)} {self.timeframe.bar} bars{span})"
+
+
+def bt_date_numbers(ms: Int64Array | Sequence[int]) -> FloatArray:
+    """``backtrader.date2num`` of each naive-UTC instant ``ms`` (epoch milliseconds), bit for
+    bit, vectorised.
+
+    ``date2num`` is ``math.fsum`` of the day's ordinal and ``hour/24``, ``minute/1440``,
+    ``second/86400``, ``microsecond/86400e6``: the exactly rounded sum. For an ordinal in
+    ``[2**19, 2**20)`` (years 1436 to 2871) the result's last bit is worth ``2**-33`` days, so
+    it is ``ordinal + k * 2**-33`` with ``k`` the exact fraction rounded half-even, worked out
+    once per distinct time of day with exact rationals. Other instants go through the formula
+    one by one.
+    """
+    stamps: Int64Array = np.asarray(ms, dtype=np.int64)
+    days, rest = np.divmod(stamps, _MS_PER_DAY)
+    ordinals = days + int(BT_EPOCH_DAY)
+    if stamps.size and (ordinals.min() < 2**19 or ordinals.max() >= 2**20):
+        slow = [_date2num(int(d), int(r)) for d, r in zip(ordinals, rest, strict=True)]
+        return np.array(slow, dtype=np.float64)
+    times, where = np.unique(rest, return_inverse=True)
+    steps = np.array([_fraction_steps(int(t)) for t in times], dtype=np.float64)
+    numbers: FloatArray = ordinals.astype(np.float64) + steps[where] * _DAY_STEP
+    return numbers
+
+
+#: The value of the last bit of a date number whose ordinal is in ``[2**19, 2**20)``.
+_DAY_STEP = 2.0**-33
+
+
+def _day_terms(ms_of_day: int) -> tuple[float, float, float, float]:
+    """``date2num``'s four fractions of the day, each rounded as it rounds them."""
+    seconds, millis = divmod(ms_of_day, 1000)
+    minutes, second = divmod(seconds, 60)
+    hour, minute = divmod(minutes, 60)
+    return hour / 24.0, minute / 1440.0, second / 86400.0, millis * 1000 / 86400e6
+
+
+def _fraction_steps(ms_of_day: int) -> int:
+    """The exact sum of :func:`_day_terms` in units of ``2**-33``, rounded half-even."""
+    total, scale = 0, 0  # the sum is total / 2**scale (every term is a dyadic rational)
+    for term in _day_terms(ms_of_day):
+        numerator, denominator = term.as_integer_ratio()
+        power = denominator.bit_length() - 1
+        if power > scale:
+            total <<= power - scale
+            scale = power
+        total += numerator << (scale - power)
+    if scale <= 33:
+        return total << (33 - scale)
+    shift = scale - 33
+    steps, rest = divmod(total, 1 << shift)
+    half = 1 << (shift - 1)
+    return steps + (rest > half or (rest == half and steps & 1))
+
+
+def _date2num(ordinal: int, ms_of_day: int) -> float:
+    return math.fsum((float(ordinal), *_day_terms(ms_of_day)))
 
 
 def bar_ends(
