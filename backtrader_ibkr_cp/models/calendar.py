@@ -17,6 +17,7 @@ Every ``datetime`` going in must be tz-aware; every one coming out is tz-aware U
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -74,7 +75,10 @@ def _require_aware(moment: datetime) -> None:
         raise ConfigError(f"datetime {moment.isoformat()} must be tz-aware (UTC)")
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def _utc(day: date, clock: time) -> datetime:
+    """New York wall time ``clock`` on ``day`` in UTC (memoised: every bar asks for its
+    session's bounds and bucket start, and a few thousand days cover decades)."""
     return datetime.combine(day, clock, tzinfo=EXCHANGE_TZ).astimezone(timezone.utc)
 
 
