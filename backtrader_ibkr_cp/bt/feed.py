@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections import deque
 from typing import Any
 
 import backtrader as bt
@@ -15,13 +16,16 @@ from backtrader.feed import DataBase
 from backtrader.utils import date2num, num2date
 
 from ..errors import ConfigError, MarketError
+from ..history.stored import stored_contract
 from ..live.events import BarEvent, EndEvent, FeedStatus, StatusEvent, StreamConfig, StreamEvent
 from ..live.runner import StreamRunner
 from ..models import Contract, Timeframe
 from ..models.calendar import EXCHANGE_TZ, next_session_end
+from .preload import LineBars, append_bars, from_columns, from_events, plain_lines
 from .resample import ExchangeClone, ExchangeReplayer, ExchangeResampler
 from .stamps import STAMPS, lines_stamp
 from .store import IBKRCPStore
+from .storedrun import CLOSING, OPENING, StoredRun
 from .tz import localizing_tz
 
 __all__ = ["IBKRCPData"]
@@ -73,6 +77,13 @@ class IBKRCPData(DataBase, metaclass=MetaIBKRCPData):  # type: ignore[misc]
     that had sessions). A live run reports the same through notifications (DISCONNECTED,
     NOTSUPPORTED_TIMEFRAME, NOTSUBSCRIBED for missing market-data permission) and
     ``notify_store``, as backtrader's live feeds do.
+
+    With the store's ``bar_store``, history is read through the Parquet bar store: only what it
+    lacks is fetched (and kept), and a historical run the store covers needs no gateway at all,
+    not even to look the symbol up. A historical feed with nothing to run per bar (no filter,
+    resampling or replaying, no ``backfill_from``) is preloaded in one pass into its lines, with
+    the same bars as bar by bar. Pickled for ``optstrategy`` worker processes, a historical feed
+    with a bar store first makes the store cover its span (once), so no worker asks the gateway.
 
     Live mode polls one snapshot request per cycle for every feed of the store, builds bars on
     the gateway's clock, and (``confirm=True``) delivers each as the gateway's own historical
@@ -158,6 +169,7 @@ class IBKRCPData(DataBase, metaclass=MetaIBKRCPData):  # type: ignore[misc]
             self._timeframe = bt.TimeFrame.Ticks
             self._compression = 1
         self._cache: tuple[Any, list[BarEvent]] | None = None
+        self._filled_for: Any = None
         self._reset_run_state()
 
     def _reset_run_state(self) -> None:
@@ -168,13 +180,15 @@ class IBKRCPData(DataBase, metaclass=MetaIBKRCPData):  # type: ignore[misc]
         self._last_num: float | None = None
         self._known_through: dt.datetime | None = None
         self._holding = False
-        self._replay: list[BarEvent] | None = None
+        self._stored: StoredRun | None = None
+        self._replay: deque[StreamEvent] | None = None
         self._recorded: list[BarEvent] | None = None
         self._at_end = self.p.stamp == "end"
 
     # -- pickling (optstrategy workers) ----------------------------------------------------
 
     def __getstate__(self) -> dict[str, Any]:
+        self._fill_ahead()
         state = self.__dict__.copy()
         state["_runner"] = None
         state["_holding"] = False
@@ -295,14 +309,17 @@ class IBKRCPData(DataBase, metaclass=MetaIBKRCPData):  # type: ignore[misc]
         self._store.hold(self)
         self._holding = True
         try:
-            client = self._store.connect(historical=bool(self.p.historical))
+            self._stored = self._stored_run()
+            if self._stored is None:
+                client = self._store.connect(historical=bool(self.p.historical))
         except MarketError as exc:
             raise _Rejected(self.DISCONNECTED, exc) from None
         self.put_notification(self.CONNECTED)
-        try:
-            self._contract = client.resolve(self.p.dataname)
-        except MarketError as exc:
-            raise _Rejected(self.DISCONNECTED, exc) from None
+        if self._stored is None:
+            try:
+                self._contract = client.resolve(self.p.dataname)
+            except MarketError as exc:
+                raise _Rejected(self.DISCONNECTED, exc) from None
         self._start_finish()
         self._store.data_ready(self)
         if self.p.backfill_from is not None:
@@ -311,6 +328,52 @@ class IBKRCPData(DataBase, metaclass=MetaIBKRCPData):  # type: ignore[misc]
             self.p.backfill_from._start()
         else:
             self._state = self._ST_START
+
+    def _stored_run(self) -> StoredRun | None:
+        """The run from the bar store alone, when the store covers this historical feed's span
+        (the stored contract gives the time zone the span is read in)."""
+        bar_store, tf = self._store.bar_store, self._bar_tf
+        if bar_store is None or tf is None or not self.p.historical:
+            return None
+        if self.p.backfill_from is not None or self.p.fromdate is None:
+            return None
+        contract = stored_contract(bar_store, self.p.dataname)
+        if contract is None:
+            return None
+        self._contract = contract
+        self._start_finish()
+        config = self._stream_config()
+        assert config.start is not None
+        return StoredRun.find(
+            bar_store, contract, tf, config.start, config.end, outside_rth=config.outside_rth
+        )
+
+    def _fill_ahead(self) -> None:
+        """Before ``optstrategy`` worker processes get this feed (pickled, in the main
+        process): make the bar store cover its span, once per run, so no worker asks the
+        gateway. Nothing to do when Cerebro preloads in the main process itself."""
+        env = getattr(self, "_env", None)
+        if env is None or not self.p.historical or self._store.bar_store is None:
+            return
+        if not getattr(env, "_dooptimize", False) or env.p.maxcpus == 1:
+            return
+        if env.p.optdatas and env._dopreload and env._dorunonce:
+            return
+        key = (id(env), id(getattr(env, "runstrats", None)))
+        if self._filled_for == key:
+            return
+        self._filled_for = key
+        notifications = list(self.notifs)
+        try:
+            self._start()
+            if self._state == self._ST_START and self._stored is None:
+                self._load_all()  # read through the store: fetches and writes what it lacks
+        finally:
+            self.stop()
+            self.notifs.clear()
+            self.notifs.extend(notifications)
+            self._cache = None
+            self._reset_run_state()
 
     def _resampled(self) -> bool:
         """True when this feed, or a clone of it, feeds backtrader's resampler/replayer."""
@@ -411,14 +474,17 @@ class IBKRCPData(DataBase, metaclass=MetaIBKRCPData):  # type: ignore[misc]
     def _start_runner(self) -> None:
         assert self._contract is not None
         if self.p.historical and self._cache is not None and self._cache[0] == self._cache_key():
-            self._replay = list(self._cache[1])  # the same span in the same Cerebro: no I/O
+            self._replay = deque(self._cache[1])  # the same span in the same Cerebro: no I/O
+            return
+        if self._stored is not None:
+            self._replay = deque(self._stored.events(self._label()))  # no gateway
             return
         client = self._store.connect(historical=bool(self.p.historical))
         market = None if self.p.historical else self._store.poller()
         self._runner = StreamRunner(
             self._contract,
             self._stream_config(),
-            bars=client.bars,
+            bars=self._store.bar_source(client),
             session=client,
             market=market,
             notify=self._store.run_notifier(),
@@ -430,6 +496,75 @@ class IBKRCPData(DataBase, metaclass=MetaIBKRCPData):  # type: ignore[misc]
         self._runner.start()
 
     # -- loading --------------------------------------------------------------------------
+
+    def preload(self) -> None:
+        """Cerebro's preload: in one pass (:mod:`.preload`) when this historical feed has
+        nothing to run per bar; bar by bar, as backtrader does, otherwise."""
+        if not self._preloads_at_once():
+            super().preload()
+            return
+        last = append_bars(self, self._load_all(), latethrough=bool(self.p.latethrough))
+        if last is not None:
+            self._last_num = last
+            self._known_through = num2date(last)
+        self._last()
+        self.home()
+
+    def _preloads_at_once(self) -> bool:
+        return (
+            bool(self.p.historical)
+            and not self._ticks_mode
+            and self.p.backfill_from is None
+            and self._state == self._ST_START
+            and not self._resampled()
+            and plain_lines(self)
+        )
+
+    def _load_all(self) -> LineBars:
+        """Every bar of the run at once: from the bar store, or from the stream (a cassette
+        replay, a read-through fetch). Raises like ``_load`` does."""
+        assert self._bar_tf is not None
+        try:
+            if self._stored is not None:
+                self._on_status(OPENING)
+                columns = self._stored.columns(self._label())
+                self._on_status(CLOSING)
+                self._state = self._ST_OVER
+                return from_columns(columns, at_end=self._at_end)
+            self._start_runner()
+        except MarketError:
+            self._abandon()
+            raise
+        self._state = self._ST_HISTORBACK
+        delivered: list[BarEvent] = []
+        while True:
+            for event in self._next_events():
+                if isinstance(event, StatusEvent):
+                    self._on_status(event)
+                elif isinstance(event, EndEvent):
+                    if self._recorded is not None:
+                        self._recorded = delivered  # the same span again in this Cerebro
+                    self._on_end(event)
+                    return from_events(delivered, self._bar_tf, at_end=self._at_end)
+                else:
+                    delivered.append(event)
+
+    def _next_events(self) -> list[StreamEvent]:
+        """Every item available now, at least one (a historical run: waits for the runner,
+        which always ends with an EndEvent). Taking them in batches spares the Cerebro thread
+        a wake-up per bar."""
+        if self._replay is not None:
+            replay, self._replay = self._replay, deque()
+            return list(replay) or [EndEvent(None)]
+        runner = self._runner
+        assert runner is not None
+        while True:
+            batch = runner.events.drain()
+            if batch:
+                return batch
+            if runner.finished.is_set():
+                return runner.events.drain() or [EndEvent(None)]
+            self._store.clock.wait(math.inf, runner.events.readable, runner.finished)
 
     def _load(self) -> bool | None:
         if self._state == self._ST_OVER:
@@ -471,7 +606,7 @@ class IBKRCPData(DataBase, metaclass=MetaIBKRCPData):  # type: ignore[misc]
         has something when historical (Cerebro preloads)."""
         if self._replay is not None:
             if self._replay:
-                return self._replay.pop(0)
+                return self._replay.popleft()
             return EndEvent(None)
         runner = self._runner
         assert runner is not None

@@ -26,15 +26,19 @@ from __future__ import annotations
 import collections
 import logging
 import math
+import os
 import threading
 from pathlib import Path
 from typing import Any
 
 import backtrader as bt
 
+from ..barstore import BarStore
 from ..client.transport import ClientEvent
 from ..errors import AuthenticationError, ConfigError, MarketError
 from ..gateway import GatewayClient
+from ..history.service import BarService
+from ..history.stored import StoredBars
 from ..live.poller import SnapshotPoller
 from ..live.runner import StreamRunner
 from ..models import InvalidBar
@@ -142,6 +146,11 @@ class IBKRCPStore(bt.Store, metaclass=MetaIBKRCPStore):  # type: ignore[misc]
             account).
         allow_live (False): let ``getbroker()`` trade a live (non-paper) account; without it
             a live account is refused before any order is sent.
+        bar_store (None): a Parquet bar store (a folder, a ``pyarrow.fs`` URI such as
+            ``s3://bucket/bars``, or a ``BarStore``) the feeds read through: history comes from
+            the store, only what it lacks is fetched (and written: completed bars only), and a
+            historical run the store covers needs no gateway at all (see docs/barstore.md).
+            None: no store.
     """
 
     params = (
@@ -160,6 +169,7 @@ class IBKRCPStore(bt.Store, metaclass=MetaIBKRCPStore):  # type: ignore[misc]
         ("pacing", None),
         ("account", None),
         ("allow_live", False),
+        ("bar_store", None),
     )
 
     BrokerCls: Any = None  # set by IBKRCPBroker's metaclass
@@ -204,6 +214,31 @@ class IBKRCPStore(bt.Store, metaclass=MetaIBKRCPStore):  # type: ignore[misc]
             raise ConfigError(
                 f"history_concurrency={p.history_concurrency!r}: use 1 to 5 (IBKR allows 5)"
             )
+        _ = self.bar_store  # a bad bar_store is refused now, not at the first bar
+
+    # -- the bar store -----------------------------------------------------------------------
+
+    @property
+    def bar_store(self) -> BarStore | None:
+        """The ``bar_store`` param as a :class:`BarStore` (built on first use), or None."""
+        value = self.p.bar_store
+        if value is None or isinstance(value, BarStore):
+            return value
+        built: BarStore | None = self.__dict__.get("_bar_store")
+        if built is None:
+            if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
+                raise ConfigError(
+                    f"bar_store={value!r}: use a folder, a pyarrow URI (file:///..., "
+                    "s3://bucket/prefix), a BarStore, or None"
+                )
+            built = self.__dict__["_bar_store"] = BarStore(value)
+        return built
+
+    def bar_source(self, client: GatewayClient) -> BarService | StoredBars:
+        """Where a feed's history comes from: ``client.bars``, read through the bar store
+        when there is one."""
+        bar_store = self.bar_store
+        return client.bars if bar_store is None else StoredBars(client.bars, bar_store)
 
     # -- pickling (optstrategy workers) ----------------------------------------------------
 
