@@ -41,6 +41,12 @@ class BacktestResult:
     live_bars: int = 0
     seconds: float = 0.0
     notifications: list[str] = field(default_factory=list)
+    #: At the end, as the broker saw them: cash, and the position of every symbol.
+    cash: float = 0.0
+    positions: dict[str, float] = field(default_factory=dict)
+    #: Orders sent, and how many of them filled completely.
+    orders: int = 0
+    filled: int = 0
 
     @property
     def return_pct(self) -> float:
@@ -60,6 +66,7 @@ def _strategy_class() -> Any:
             ("result", None),
             ("stop_after_live", 0),
             ("live_only", False),
+            ("follow_trend", False),
         )
 
         def __init__(self) -> None:
@@ -72,6 +79,8 @@ def _strategy_class() -> Any:
             }
             self.seen: dict[Any, float] = {}
             self.live: set[Any] = set()
+            self.working: dict[Any, Any] = {}  # per data: its order until it is done
+            self.entered: set[Any] = set()
 
         def notify_data(self, data: Any, status: int, *args: Any, **kwargs: Any) -> None:
             if status == data.LIVE:
@@ -81,6 +90,18 @@ def _strategy_class() -> Any:
 
         def notify_store(self, msg: Any, *args: Any, **kwargs: Any) -> None:
             self.p.result.notifications.append(str(msg))
+
+        def notify_order(self, order: Any) -> None:
+            result: BacktestResult = self.p.result
+            if order.status == order.Submitted:
+                result.orders += 1
+            elif order.status == order.Completed:
+                result.filled += 1
+            data = order.data
+            working = self.working.get(data)  # notifications carry clones: compare refs
+            if not order.alive() and working is not None and working.ref == order.ref:
+                del self.working[data]
+                self._maybe_stop()
 
         def _collect(self) -> list[Any]:
             """Record each data's new bar; returns the datas that got one."""
@@ -108,19 +129,44 @@ def _strategy_class() -> Any:
 
         def next(self) -> None:
             result: BacktestResult = self.p.result
+            ending = self.p.stop_after_live and result.live_bars >= self.p.stop_after_live
             for data in self._collect():
-                if self.p.live_only and data not in self.live:
-                    continue  # a backfilled bar: no orders
-                cross = self.cross[data][0]
+                if ending or (self.p.live_only and data not in self.live):
+                    continue  # a backfilled bar, or the run is ending: no orders
+                if data in self.working:
+                    continue  # an order of this data is still working at the broker
                 position = self.getposition(data).size
-                if cross > 0 and position <= 0:
-                    self.buy(data=data)
-                elif cross < 0 and position > 0:
-                    self.close(data=data)
+                if self.p.follow_trend:
+                    # Buy on the first bar, then long while the fast SMA is above the slow one.
+                    fast, slow = self.cross[data].data0[0], self.cross[data].data1[0]
+                    first = data not in self.entered
+                    self.entered.add(data)
+                    up, down = first or fast > slow, not first and fast < slow
+                else:  # act on crosses only
+                    up, down = self.cross[data][0] > 0, self.cross[data][0] < 0
+                placed: Any = None
+                if up and position <= 0:
+                    placed = self.buy(data=data)
+                elif down and position > 0:
+                    placed = self.close(data=data)
+                if placed is not None:
+                    self.working[data] = placed
             now = max(d.datetime.datetime(0) for d in self.datas if len(d))
             result.equity.append((now.replace(tzinfo=timezone.utc), self.broker.getvalue()))
-            if self.p.stop_after_live and result.live_bars >= self.p.stop_after_live:
+            self._maybe_stop()
+
+        def _maybe_stop(self) -> None:
+            """Stop after ``stop_after_live`` live bars, once no order is working (a live
+            broker reports fills a few seconds later: the run waits for them)."""
+            result: BacktestResult = self.p.result
+            done = self.p.stop_after_live and result.live_bars >= self.p.stop_after_live
+            if done and not self.working:
                 self.env.runstop()
+
+        def stop(self) -> None:
+            result: BacktestResult = self.p.result
+            result.cash = float(self.broker.getcash())
+            result.positions = {d._name: float(self.getposition(d).size) for d in self.datas}
 
     return SmaCross
 
@@ -143,6 +189,7 @@ def run_backtest(
     timeout: float | None = None,
     fast: int = 10,
     slow: int = 30,
+    broker_kwargs: Mapping[str, Any] | None = None,
 ) -> BacktestResult:
     """A Cerebro run of an SMA(``fast``/``slow``) cross on ``symbols`` fed by ``IBKRCPStore``.
 
@@ -150,6 +197,10 @@ def run_backtest(
     ``cassette`` the store replays it (``record_mode`` None/"none", no network) or records
     into it (``IBKRCPStore(cassette=..., record_mode=...)``). ``historical=False``
     runs live until ``stop_after_live`` live bars arrived or ``timeout`` seconds passed.
+    With ``broker_kwargs`` the orders go to the gateway's account
+    (``store.getbroker(**broker_kwargs)``, Cerebro with ``quicknotify``) and the strategy
+    buys each symbol on its first bar, then holds it while its fast SMA is above the slow
+    one; without, backtrader's own broker fills them with ``cash``.
     """
     import backtrader as bt
 
@@ -157,9 +208,12 @@ def run_backtest(
 
     tf = Timeframe.parse(timeframe)
     result = BacktestResult()
-    cerebro = bt.Cerebro(stdstats=False, maxcpus=1)
+    trading = broker_kwargs is not None
+    cerebro = bt.Cerebro(stdstats=False, maxcpus=1, quicknotify=trading)
     cerebro.broker.setcash(cash)
-    cerebro.addsizer(bt.sizers.PercentSizer, percents=max(1, int(90 / max(1, len(symbols)))))
+    percents = max(1, int(90 / max(1, len(symbols))))
+    cerebro.addsizer(bt.sizers.PercentSizerInt if trading else bt.sizers.PercentSizer,
+                     percents=percents)  # fmt: skip
     cerebro.addanalyzer(bt.analyzers.TradeAnalyzer, _name="trades")
     cerebro.addanalyzer(bt.analyzers.DrawDown, _name="drawdown")
     cerebro.addstrategy(
@@ -167,6 +221,7 @@ def run_backtest(
         result=result,
         stop_after_live=stop_after_live,
         live_only=not historical,
+        follow_trend=trading,
         fast=fast,
         slow=slow,
     )
@@ -178,6 +233,8 @@ def run_backtest(
         record_mode=record_mode if cassette is not None else None,
         **dict(store_kwargs or {}),
     )
+    if broker_kwargs is not None:
+        cerebro.broker = store.getbroker(**broker_kwargs)
 
     def utc_naive(value: datetime | None) -> datetime | None:
         return value.astimezone(timezone.utc).replace(tzinfo=None) if value else None
@@ -208,7 +265,7 @@ def run_backtest(
         store.stop()
     result.seconds = time.monotonic() - began
     strategy = strategies[0]
-    result.start_value = cash
+    result.start_value = float(cerebro.broker.startingvalue) if trading else cash
     result.end_value = float(cerebro.broker.getvalue())
     trades = strategy.analyzers.trades.get_analysis()
     result.trades = int(trades.get("total", {}).get("closed", 0) or 0)

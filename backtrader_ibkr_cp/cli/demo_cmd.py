@@ -44,16 +44,16 @@ def add_demo(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
         help="backtest from the bundled cassette, then a short live paper run on the simulator",
         description="1) Replay the bundled cassette (months of synthetic 5-minute bars, no "
         "network) into an SMA(10/30) crossover backtest. 2) Start the gateway simulator with a "
-        "fast clock and paper-trade an SMA(3/8) crossover on live one-minute bars for a few "
-        "seconds (orders only on live bars, filled by backtrader's broker). 3) Print a "
-        "summary and write the equity curves (CSV, and a PNG chart if matplotlib is "
-        "installed) under --out.",
+        "fast clock and paper-trade an SMA(3/8) trend on live one-minute bars for a few "
+        "seconds: IBKRCPBroker sends the orders to the simulator's paper account, which fills "
+        "them as IBKR would. 3) Print a summary, the account's positions and cash, and write "
+        "the equity curves (CSV, and a PNG chart if matplotlib is installed) under --out.",
     )
     p.add_argument("--cassette", type=Path, default=None, help="default: the bundled cassette")
     p.add_argument("--out", type=Path, default=Path("out"), help="output folder (default ./out)")
     p.add_argument(
-        "--live-bars", type=int, default=20,
-        help="stop the live run after this many live bars, all symbols together (default 20; "
+        "--live-bars", type=int, default=40,
+        help="stop the live run after this many live bars, all symbols together (default 40; "
         "0 skips the live run)",
     )  # fmt: skip
     p.add_argument(
@@ -133,7 +133,7 @@ def _live_run(
     out.flush()
     with GatewaySimulator(seed=args.seed, speed=args.speed, start=start) as sim:
         apply_simulator_instruments(sim)
-        return run_backtest(
+        result = run_backtest(
             symbols,
             Timeframe.MINUTE_1,
             start - timedelta(hours=1),
@@ -145,7 +145,33 @@ def _live_run(
             timeout=args.timeout,
             fast=3,
             slow=8,
+            broker_kwargs={},  # IBKRCPBroker: the orders go to the (simulated) paper account
         )
+        _print_account(sim, symbols, result, out)
+        return result
+
+
+def _print_account(sim: Any, symbols: Sequence[str], result: Any, out: IO[str]) -> None:
+    """The paper account at the end, as IBKR (the simulator) holds it and as the broker saw
+    it."""
+    account = sim.account
+    held = {symbol: float(account.positions.get(sim.conid(symbol), 0)) for symbol in symbols}
+    filled = sum(1 for order in account.orders if order.status == "Filled")
+    out.write(
+        f"\npaper account (simulated IBKR) at the end: cash {account.cash:,.2f}; positions "
+        + ", ".join(f"{symbol} {size:,.0f}" for symbol, size in held.items())
+        + f"; {len(account.orders)} orders sent, {filled} filled, "
+        f"{len(account.executions)} executions\n"
+        f"the broker's view:                        cash {result.cash:,.2f}; positions "
+        + ", ".join(f"{s} {result.positions.get(s, 0.0):,.0f}" for s in symbols)
+        + ("  (agrees)\n" if _agrees(held, account.cash, result) else "  (DIFFERS)\n")
+    )
+
+
+def _agrees(held: dict[str, float], cash: float, result: Any) -> bool:
+    return abs(cash - result.cash) < 0.01 and all(
+        abs(size - result.positions.get(symbol, 0.0)) < 1e-9 for symbol, size in held.items()
+    )
 
 
 def _row(name: str, result: Any) -> tuple[object, ...]:

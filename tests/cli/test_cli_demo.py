@@ -27,6 +27,13 @@ def test_demo_backtests_the_bundled_cassette_then_paper_trades_live(
         equity = list(csv.DictReader(handle))
     assert len(equity) > 4900 and float(equity[0]["value"]) == pytest.approx(100_000, rel=0.01)
     assert (out / "demo_live_equity.csv").is_file()
+    # The live part traded the simulated paper account through IBKRCPBroker: an order per
+    # symbol at least, and the broker's cash and positions equal the account's.
+    account = next(line for line in text.splitlines() if line.startswith("paper account"))
+    sent = int(account.split("; ")[2].split()[0])
+    assert sent >= 2 and "0 filled" not in account
+    view = next(line for line in text.splitlines() if line.startswith("the broker's view"))
+    assert view.endswith("(agrees)")
     chart = out / "demo_equity.png"
     assert f"chart: {chart}" in text or "chart: skipped (matplotlib is not installed" in text
 

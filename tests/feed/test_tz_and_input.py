@@ -12,7 +12,7 @@ import backtrader as bt
 import pytest
 import pytz
 
-from backtrader_ibkr_cp import IBKRCPData, IBKRCPStore
+from backtrader_ibkr_cp import IBKRCPBroker, IBKRCPData, IBKRCPStore
 from backtrader_ibkr_cp.errors import ConfigError
 from backtrader_ibkr_cp.simulator import GatewaySimulator
 
@@ -158,7 +158,8 @@ def test_stores_are_keyed_by_parameters_not_process_singletons() -> None:
     b = IBKRCPStore(gateway_url="https://127.0.0.1:5002")
     assert b is not a and b.p.gateway_url.endswith("5002")
     assert IBKRCPStore(gateway_url="https://127.0.0.1:5001", poll_interval=2.0) is not a
-    assert isinstance(a.getbroker(), bt.brokers.BackBroker)
+    assert isinstance(a.getbroker(simulated=True), bt.brokers.BackBroker)
+    assert isinstance(a.getbroker(), IBKRCPBroker)
     with pytest.raises(ConfigError, match="poll_interval"):
         IBKRCPStore(pol_interval=1.0)
     IBKRCPStore._reset()
