@@ -20,12 +20,12 @@ HISTORY = "/iserver/marketdata/history"
 
 
 def feed(store: IBKRCPStore, fromdate: dt.datetime, todate: dt.datetime | None, **kw: Any) -> Any:
-    """A historical AAPL 5-minute feed of ``store``."""
+    """An AAPL feed of ``store``: historical 5-minute bars unless ``kw`` says otherwise."""
     return store.getdata(
         dataname=kw.pop("dataname", "AAPL"),
         timeframe=bt.TimeFrame.Minutes,
-        compression=5,
-        historical=True,
+        compression=kw.pop("compression", 5),
+        historical=kw.pop("historical", True),
         fromdate=fromdate,
         todate=todate,
         **kw,

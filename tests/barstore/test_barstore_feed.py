@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from backtrader_ibkr_cp import (
+    Bar,
     BarStore,
     BarStoreCorrupt,
     BarStoreVersionError,
@@ -35,9 +36,17 @@ from backtrader_ibkr_cp.bt import feed as feed_module
 from backtrader_ibkr_cp.history.planner import minimum_requests
 from backtrader_ibkr_cp.models import Timeframe
 from backtrader_ibkr_cp.simulator import GatewaySimulator
-from tests.barstore.feed_runs import HISTORY, backtest, backtest_as, fill_span, lines_of, ny
-from tests.support.instants import TUESDAY_MIDDAY, WEEKEND
-from tests.support.recorder import Recorder
+from tests.barstore.feed_runs import (
+    HISTORY,
+    backtest,
+    backtest_as,
+    feed,
+    fill_span,
+    lines_of,
+    ny,
+)
+from tests.support.instants import LIVE_SPEED, TUESDAY_MIDDAY, TUESDAY_MORNING, WEEKEND
+from tests.support.recorder import Recorder, run
 from tests.support.truth import truth_rows
 
 SPAWN = multiprocessing.get_context("spawn")
@@ -170,6 +179,40 @@ def test_an_empty_span_held_by_the_store_raises_instead_of_ending_quietly(
     store.write("AAPL", FIVE, [], span=(ny(2024, 3, 6), ny(2024, 3, 7)))  # "no bars" held
     with pytest.raises(DataUnavailable, match="holds no bars"):
         backtest(sim.url, tmp_path, dt.datetime(2024, 3, 6), dt.datetime(2024, 3, 6, 16))
+
+
+def test_a_live_feeds_backfill_reads_through_the_store(
+    no_thread_leak: None, tmp_path: Path
+) -> None:
+    monday = (dt.datetime(2024, 3, 4), dt.datetime(2024, 3, 4, 16))
+    with GatewaySimulator(seed=5, speed=LIVE_SPEED, start=TUESDAY_MORNING) as sim:
+        backtest(sim.url, tmp_path, *monday, feed_kw={"compression": 1})
+        store = BarStore(tmp_path, clock=sim.now)
+        held = store.read("AAPL", "1min")
+        marked = [
+            Bar(b.timestamp, b.open + 1000, b.high + 1000, b.low + 1000, b.close + 1000, b.volume)
+            for b in held
+        ]
+        store.write("AAPL", "1min", marked, span=store.coverage("AAPL", "1min")[0])
+
+        IBKRCPStore._reset()
+        live = IBKRCPStore(gateway_url=sim.url, poll_interval=0.2, bar_store=tmp_path)
+        cerebro = bt.Cerebro(stdstats=False)
+        data = feed(live, dt.datetime(2024, 3, 4, 9, 30), None, compression=1, historical=False)
+        data.p.qcheck = 0.1
+        cerebro.adddata(data, name="AAPL")
+        cerebro.addstrategy(Recorder, live_bars=3)
+        strategy = run(cerebro)
+        rows = strategy.rows["AAPL"]
+        tuesday = [row for row in rows if row[0] > ny(2024, 3, 5)]
+        assert rows[: len(marked)] == truth_rows(marked, "1min")  # Monday: from the store
+        assert len(rows) == len(marked) + len(tuesday)
+        first, last = tuesday[0][0], tuesday[-1][0]
+        start = first - dt.timedelta(minutes=1)
+        assert tuesday == truth_rows(sim.truth("AAPL", "1min", start=start, end=last), "1min")
+        assert first == ny(2024, 3, 5, 9, 31) and len(strategy.live_rows["AAPL"]) >= 3
+        (covered,) = BarStore(tmp_path).coverage("AAPL", "1min")  # Tuesday's backfill was kept
+        assert covered.start <= ny(2024, 3, 4) and covered.end >= ny(2024, 3, 5, 9, 59)
 
 
 # -- the one-pass preload --------------------------------------------------------------------
