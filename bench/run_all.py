@@ -22,6 +22,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import bench_backfill
+import bench_barstore
 import bench_live
 import bench_replay
 from benchlib import Row, machine_header, markdown_table
@@ -46,6 +47,10 @@ def _live(argv: Sequence[str], log: Callable[[str], None]) -> list[Row]:
     return bench_live.run(bench_live.parse_config(argv), log=log)
 
 
+def _barstore(argv: Sequence[str], log: Callable[[str], None]) -> list[Row]:
+    return bench_barstore.run(bench_barstore.parse_config(argv), log=log)
+
+
 #: The smallest configurations that still exercise every row (the smoke test's).
 SMOKE = {
     "backfill": ["--start", "2024-03-27", "--end", "2024-03-29", "--latency", "0.05"],
@@ -64,9 +69,15 @@ SMOKE = {
         "--soak",
         "3",
     ],
+    "barstore": ["--smoke"],
 }
 
-BENCHMARKS: dict[str, Runner] = {"backfill": _backfill, "replay": _replay, "live": _live}
+BENCHMARKS: dict[str, Runner] = {
+    "backfill": _backfill,
+    "replay": _replay,
+    "live": _live,
+    "barstore": _barstore,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -24,6 +24,7 @@ def bench_modules() -> Iterator[dict[str, ModuleType]]:
     sys.path.insert(0, str(BENCH))
     try:
         import bench_backfill
+        import bench_barstore
         import bench_live
         import bench_replay
         import run_all
@@ -32,6 +33,7 @@ def bench_modules() -> Iterator[dict[str, ModuleType]]:
             "backfill": bench_backfill,
             "replay": bench_replay,
             "live": bench_live,
+            "barstore": bench_barstore,
             "run_all": run_all,
         }
     finally:
@@ -97,6 +99,22 @@ def test_live_prints_its_table(
     assert "snapshot requests per poll cycle, 3 feed(s)" in measured
     assert "bar close -> next()" in measured
     assert "resident memory" in measured
+
+
+def test_barstore_prints_its_table(
+    bench_modules: dict[str, ModuleType],
+    capsys: pytest.CaptureFixture[str],
+    no_thread_leak: None,
+) -> None:
+    assert bench_modules["barstore"].main(bench_modules["run_all"].SMOKE["barstore"]) == 0
+    rows = table_rows(capsys.readouterr().out, "barstore")
+    measured = " ".join(row[1] for row in rows)
+    for what in ("fill an empty store", "ratio store / PandasData", "ratio cassette / PandasData"):
+        assert what in measured
+    # Not timing claims: the same bars and results everywhere, no request from a covered sweep.
+    for what in ("same final value and trades", "sweep: no store / store", "from the store"):
+        row = next(row for row in rows if what in row[1])
+        assert row[4] == "yes", row
 
 
 def test_run_all_writes_the_combined_table(
