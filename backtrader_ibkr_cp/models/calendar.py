@@ -189,13 +189,13 @@ def bucket_at(
 ) -> Bucket | None:
     """The bucket holding ``moment``, or None when ``moment`` is outside every session."""
     _require_aware(moment)
-    day = trading_date(moment)
+    local = moment.astimezone(EXCHANGE_TZ)
+    day = local.date()
     bounds = session_bounds(day, outside_rth=outside_rth)
     if bounds is None or not bounds[0] <= moment < bounds[1]:
         return None
     session_start, session_end = bounds
     if timeframe.is_intraday:
-        local = moment.astimezone(EXCHANGE_TZ)
         minute_of_day = local.hour * 60 + local.minute
         first = minute_of_day - minute_of_day % timeframe.minutes
         bucket_start = _utc(day, time(first // 60, first % 60))
