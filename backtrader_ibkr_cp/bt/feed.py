@@ -169,6 +169,7 @@ class IBKRCPData(DataBase, metaclass=MetaIBKRCPData):  # type: ignore[misc]
             self._timeframe = bt.TimeFrame.Ticks
             self._compression = 1
         self._cache: tuple[Any, list[BarEvent]] | None = None
+        self._lines_cache: tuple[Any, LineBars] | None = None
         self._filled_for: Any = None
         self._reset_run_state()
 
@@ -191,6 +192,7 @@ class IBKRCPData(DataBase, metaclass=MetaIBKRCPData):  # type: ignore[misc]
         self._fill_ahead()
         state = self.__dict__.copy()
         state["_runner"] = None
+        state["_lines_cache"] = None  # keyed by this process's Cerebro
         state["_holding"] = False
         return state
 
@@ -372,7 +374,7 @@ class IBKRCPData(DataBase, metaclass=MetaIBKRCPData):  # type: ignore[misc]
             self.stop()
             self.notifs.clear()
             self.notifs.extend(notifications)
-            self._cache = None
+            self._cache = self._lines_cache = None
             self._reset_run_state()
 
     def _resampled(self) -> bool:
@@ -524,6 +526,10 @@ class IBKRCPData(DataBase, metaclass=MetaIBKRCPData):  # type: ignore[misc]
         """Every bar of the run at once: from the bar store, or from the stream (a cassette
         replay, a read-through fetch). Raises like ``_load`` does."""
         assert self._bar_tf is not None
+        key = self._cache_key()
+        if self._lines_cache is not None and self._lines_cache[0] == key:
+            self._state = self._ST_OVER
+            return self._lines_cache[1]  # the same span again in this Cerebro: no I/O
         try:
             if self._stored is not None:
                 self._on_status(OPENING)
@@ -542,10 +548,11 @@ class IBKRCPData(DataBase, metaclass=MetaIBKRCPData):  # type: ignore[misc]
                 if isinstance(event, StatusEvent):
                     self._on_status(event)
                 elif isinstance(event, EndEvent):
-                    if self._recorded is not None:
-                        self._recorded = delivered  # the same span again in this Cerebro
+                    self._recorded = None  # the lines are kept instead of the items
                     self._on_end(event)
-                    return from_events(delivered, self._bar_tf, at_end=self._at_end)
+                    bars = from_events(delivered, self._bar_tf, at_end=self._at_end)
+                    self._lines_cache = (key, bars)
+                    return bars
                 else:
                     delivered.append(event)
 
