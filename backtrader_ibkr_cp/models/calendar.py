@@ -194,24 +194,32 @@ def bucket_at(
     bounds = session_bounds(day, outside_rth=outside_rth)
     if bounds is None or not bounds[0] <= moment < bounds[1]:
         return None
-    session_start, session_end = bounds
     if timeframe.is_intraday:
         minute_of_day = local.hour * 60 + local.minute
         first = minute_of_day - minute_of_day % timeframe.minutes
-        bucket_start = _utc(day, time(first // 60, first % 60))
-        # Wall-clock arithmetic in New York time (DST-safe: sessions never span 02:00). Every
-        # bar length divides a day, so a bucket ends at midnight at the latest.
-        end_minute = first + timeframe.minutes
-        if end_minute >= 24 * 60:
-            bucket_end = _utc(day + timedelta(days=1), time(0))
-        else:
-            bucket_end = _utc(day, time(end_minute // 60, end_minute % 60))
-        return Bucket(max(bucket_start, session_start), min(bucket_end, session_end))
+        return _intraday_bucket(day, first, timeframe.minutes, bounds)
     first_day, last_day = _period_dates(day, timeframe)
     first_bounds = session_bounds(first_day, outside_rth=outside_rth)
     last_bounds = session_bounds(last_day, outside_rth=outside_rth)
     assert first_bounds is not None and last_bounds is not None  # weekdays by construction
     return Bucket(first_bounds[0], last_bounds[1])
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _intraday_bucket(
+    day: date, first: int, minutes: int, session: tuple[datetime, datetime]
+) -> Bucket:
+    """The bucket of ``minutes`` starting ``first`` minutes after New York midnight on
+    ``day``, clipped to ``session`` (memoised: buckets repeat every day of a long span)."""
+    bucket_start = _utc(day, time(first // 60, first % 60))
+    # Wall-clock arithmetic in New York time (DST-safe: sessions never span 02:00). Every
+    # bar length divides a day, so a bucket ends at midnight at the latest.
+    end_minute = first + minutes
+    if end_minute >= 24 * 60:
+        bucket_end = _utc(day + timedelta(days=1), time(0))
+    else:
+        bucket_end = _utc(day, time(end_minute // 60, end_minute % 60))
+    return Bucket(max(bucket_start, session[0]), min(bucket_end, session[1]))
 
 
 def bar_end(stamp: datetime, timeframe: Timeframe, *, outside_rth: bool = False) -> datetime:
