@@ -17,10 +17,9 @@ several, in several processes, may share one store (the store locks each series)
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from datetime import datetime
 
-from ..barstore import BarStore, Span
+from ..barstore import BarStore
 from ..errors import AmbiguousContract, BarStoreError, BarStoreLookupError
 from ..models import Bar, Contract, Timeframe
 from ..models.calendar import expects_bars
@@ -37,7 +36,6 @@ class StoredBars:
     Args:
         service: fetches what the store lacks (the client's :class:`BarService`).
         store: the bar store.
-        on_written: called with each span written and its bar count (progress, tests).
 
     A store error (a corrupt or newer file, a folder it cannot write) is raised as the typed
     :class:`~backtrader_ibkr_cp.errors.BarStoreError` and raised again by every later call,
@@ -45,16 +43,9 @@ class StoredBars:
     mend a file.
     """
 
-    def __init__(
-        self,
-        service: BarService,
-        store: BarStore,
-        *,
-        on_written: Callable[[Span, int], None] | None = None,
-    ) -> None:
+    def __init__(self, service: BarService, store: BarStore) -> None:
         self.service = service
         self.store = store
-        self.on_written = on_written
         self._failed: BarStoreError | None = None
 
     def fetch(
@@ -114,8 +105,6 @@ class StoredBars:
             self.store.write(
                 contract, timeframe, fetched, span=gap, outside_rth=outside_rth, now=now
             )
-            if self.on_written is not None:
-                self.on_written(gap, len(fetched))
 
     def __repr__(self) -> str:
         return f"StoredBars({self.store!r})"
