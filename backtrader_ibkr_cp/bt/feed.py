@@ -482,7 +482,7 @@ class IBKRCPData(DataBase, metaclass=MetaIBKRCPData):  # type: ignore[misc]
             self._replay = deque(self._stored.events(self._label()))  # no gateway
             return
         client = self._store.connect(historical=bool(self.p.historical))
-        market = None if self.p.historical else self._store.poller()
+        market = None if self.p.historical else self._store.market_source()
         self._runner = StreamRunner(
             self._contract,
             self._stream_config(),

@@ -5,13 +5,13 @@ for the same parameters and a different one for different parameters (backtrader
 stores are process-wide singletons, which makes two gateways, or two test runs, share state).
 ``IBKRCPStore._reset()`` stops and forgets every store (tests).
 
-Life: the store's resources (one GatewayClient with its keep-alive thread, one snapshot
-poller shared by its live feeds, one runner thread per feed) belong to the runs that use
-them. Each ``cerebro.run()`` holds the store from ``start()`` to ``stop()``, each feed from
-its start to its stop; the resources are opened on first use and closed when the last holder
-lets go, so a quick backtest finishing in one thread never closes the client under a slower
-one in another. Store messages go to the run that caused them (client-wide ones to every
-run), and a run's undelivered messages end with it.
+Life: the store's resources (one GatewayClient with its keep-alive thread, one WebSocket and
+one snapshot poller shared by its live feeds and its broker, one runner thread per feed)
+belong to the runs that use them. Each ``cerebro.run()`` holds the store from ``start()`` to
+``stop()``, each feed from its start to its stop; the resources are opened on first use and
+closed when the last holder lets go, so a quick backtest finishing in one thread never closes
+the client under a slower one in another. Store messages go to the run that caused them
+(client-wide ones to every run), and a run's undelivered messages end with it.
 
 Threading model: every wait (connecting, back-offs) goes through the store's clock and ends
 when the store is released; no lock is held across I/O or a wait. ``stop()`` signals, closes,
@@ -35,12 +35,14 @@ import backtrader as bt
 
 from ..barstore import BarStore
 from ..client.transport import ClientEvent
+from ..client.websocket import GatewaySocket
 from ..errors import AuthenticationError, ConfigError, MarketError
 from ..gateway import GatewayClient
 from ..history.service import BarService
 from ..history.stored import StoredBars
 from ..live.poller import SnapshotPoller
-from ..live.runner import StreamRunner
+from ..live.runner import MarketSource, StreamRunner
+from ..live.streaming import STREAMING_MODES, StreamingSource
 from ..models import InvalidBar
 from ..runtime import Connection, open_connection
 from ..timing import SYSTEM_CLOCK, Backoff, CancelToken, Clock, Signal
@@ -151,6 +153,13 @@ class IBKRCPStore(bt.Store, metaclass=MetaIBKRCPStore):  # type: ignore[misc]
             the store, only what it lacks is fetched (and written: completed bars only), and a
             historical run the store covers needs no gateway at all (see docs/barstore.md).
             None: no store.
+        streaming (``"auto"``): where live market data (and the broker's order updates)
+            come from. ``"auto"``: the gateway's WebSocket (no snapshot requests while it is
+            up), polled snapshots while it is down or when the gateway serves none, back to
+            the socket when it recovers. ``"websocket"``: the socket, polling only while it
+            reconnects (a gateway without one is an error). ``"poll"``: snapshots only (one
+            request per ``poll_interval`` for all feeds). A run with a ``cassette`` polls (a
+            cassette records HTTP only).
     """
 
     params = (
@@ -170,12 +179,16 @@ class IBKRCPStore(bt.Store, metaclass=MetaIBKRCPStore):  # type: ignore[misc]
         ("account", None),
         ("allow_live", False),
         ("bar_store", None),
+        ("streaming", "auto"),
     )
 
     BrokerCls: Any = None  # set by IBKRCPBroker's metaclass
     DataCls: Any = None  # set by IBKRCPData's metaclass
     #: The clock every wait of the store uses (tests inject a fake one).
     clock: Clock = SYSTEM_CLOCK
+    #: Extra keyword arguments of the store's GatewaySocket (heartbeat, silence and refresh
+    #: intervals, back-off: see ``client.websocket.GatewaySocket``), for tuning and tests.
+    websocket_options: dict[str, Any] = {}
 
     def __init__(self, **kwargs: Any) -> None:
         # backtrader's metaclass has already consumed the params (``self.p``); ``kwargs``
@@ -195,6 +208,8 @@ class IBKRCPStore(bt.Store, metaclass=MetaIBKRCPStore):  # type: ignore[misc]
         self._connecting: Signal | None = None
         self._connect_error: MarketError | None = None
         self._poller: SnapshotPoller | None = None
+        self._socket: GatewaySocket | None = None
+        self._source: StreamingSource | None = None
         self._runners: list[StreamRunner] = []
         self._keepalive_failing = False
 
@@ -213,6 +228,11 @@ class IBKRCPStore(bt.Store, metaclass=MetaIBKRCPStore):  # type: ignore[misc]
         if not isinstance(p.history_concurrency, int) or not 1 <= p.history_concurrency <= 5:
             raise ConfigError(
                 f"history_concurrency={p.history_concurrency!r}: use 1 to 5 (IBKR allows 5)"
+            )
+        if p.streaming not in STREAMING_MODES:
+            raise ConfigError(
+                f"streaming={p.streaming!r}: use 'auto' (the WebSocket, polling while it is "
+                "down), 'websocket' (the WebSocket only) or 'poll' (snapshot polling only)"
             )
         _ = self.bar_store  # a bad bar_store is refused now, not at the first bar
 
@@ -352,14 +372,20 @@ class IBKRCPStore(bt.Store, metaclass=MetaIBKRCPStore):  # type: ignore[misc]
             token, self._token = self._token, CancelToken()
             connection, self._connection = self._connection, None
             poller, self._poller = self._poller, None
+            socket, self._socket = self._socket, None
+            source, self._source = self._source, None
             runners, self._runners = self._runners, []
             self._holds = 0
             self._runs.clear()
         token.cancel("the store stopped")
         for runner in runners:
             runner.stop(timeout=0)
+        if source is not None:
+            source.close()
         if poller is not None:
             poller.stop(timeout=0)
+        if socket is not None:
+            socket.close()
         if connection is not None:
             connection.close()
         for runner in runners:
@@ -504,6 +530,50 @@ class IBKRCPStore(bt.Store, metaclass=MetaIBKRCPStore):  # type: ignore[misc]
                     cancel=self._token,
                 )
             return self._poller
+
+    def market_source(self) -> MarketSource:
+        """Where this store's live feeds get market data (``streaming``): the WebSocket with
+        polling as the fallback, or the poller alone (needs :meth:`connect`)."""
+        self.connect()
+        mode = self.p.streaming
+        if mode == "poll" or self._polls_only():
+            return self.poller()
+        socket = self.socket()
+        assert socket is not None
+        with self._lock:
+            if self._source is None:
+                self._source = StreamingSource(
+                    socket, self.poller, mode=mode, notify=self._broadcast
+                )
+            return self._source
+
+    def socket(self) -> GatewaySocket | None:
+        """The store's one WebSocket (feeds and broker share it; started by its first
+        subscriber), or None with ``streaming="poll"`` or a cassette (needs :meth:`connect`)."""
+        client = self.connect()
+        if self.p.streaming == "poll" or self._polls_only():
+            return None
+        with self._lock:
+            if self._socket is None:
+                self._socket = GatewaySocket(
+                    client.api, cancel=self._token, **self.websocket_options
+                )
+            return self._socket
+
+    @property
+    def market_path(self) -> str | None:
+        """Where live market data comes from now: ``"websocket"``, ``"poll"``, ``"none"``
+        (``streaming="websocket"`` and the gateway serves none), or None (no live feed has
+        started)."""
+        with self._lock:
+            source, poller = self._source, self._poller
+        if source is not None:
+            return source.path
+        return "poll" if poller is not None else None
+
+    def _polls_only(self) -> bool:
+        """A cassette records and replays HTTP only: such a run polls."""
+        return self.p.cassette is not None or self.replaying
 
     # -- notifications --------------------------------------------------------------------
 

@@ -358,12 +358,15 @@ class GatewaySocket:
             answer = self.transport.request("POST", "/tickle", retry=RetryPolicy.no_retries())
             self._session = session_token(answer)
         token.raise_if_cancelled("opening the WebSocket")
-        return open_websocket(
-            self.transport.tls,
-            session_cookie(self._session, self.cookie_form),
-            timeout=self.open_timeout,
-            close_timeout=self.close_timeout,
-        )
+        # The upgrade is a request to the gateway like any other: it takes a pacing slot, so
+        # the socket never pushes the client over IBKR's 10 requests/s.
+        with self.transport.pacer.slot(WS_ENDPOINT, cancel=token):
+            return open_websocket(
+                self.transport.tls,
+                session_cookie(self._session, self.cookie_form),
+                timeout=self.open_timeout,
+                close_timeout=self.close_timeout,
+            )
 
     def _lost(self, error: MarketError, failures: int, token: CancelToken) -> bool:
         """Report the loss, tell the market listeners, wait the back-off; False when the

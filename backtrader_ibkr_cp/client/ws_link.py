@@ -36,7 +36,9 @@ from .ws_messages import (
     ECHO,
     TIC,
     AuthState,
+    Echo,
     Greeting,
+    Heartbeat,
     MarketUpdate,
     OrderUpdate,
     TopicError,
@@ -170,6 +172,8 @@ class Link:
             send(self.connection, [session_message(self._session)])
         elif isinstance(message, TopicError):
             self._topic_error(message)
+        elif isinstance(message, (Heartbeat, Echo)) and self._ready:
+            self._listeners.alive()
 
     def _logged_in(self) -> None:
         with self._lock:

@@ -179,6 +179,21 @@ class Listeners:
         for listener in dict.fromkeys(item for group in groups for item in group):
             _call(listener.on_error, error)
 
+    def alive(self) -> None:
+        """The socket is healthy (a heartbeat or an echo arrived): ``on_alive()`` to every
+        market listener that has it (a quiet instrument sends no update, which must not be
+        taken for a stalled feed)."""
+        with self._lock:
+            listeners = [item for group in self._market.values() for item in group]
+        for listener in dict.fromkeys(listeners):
+            alive = getattr(listener, "on_alive", None)
+            if alive is None:
+                continue
+            try:
+                alive()
+            except Exception:
+                log.exception("WebSocket listener %r failed", listener)
+
     def orders(self, items: tuple[Mapping[str, Any], ...]) -> None:
         with self._lock:
             listeners = list(self._orders)

@@ -39,6 +39,7 @@ from ..errors import (
     DataUnavailable,
     InvalidBarStop,
     MarketError,
+    WebSocketUnavailable,
 )
 from ..models import Bar, Snapshot
 from ..models.calendar import default_start
@@ -57,6 +58,7 @@ from .protocol import (
     Notify,
     Reconnect,
     ReconnectDone,
+    SourceAlive,
     Subscribe,
 )
 from .timeline import Timeline
@@ -187,6 +189,9 @@ class LiveEngine:
             self._on_market(item.snapshot)
         elif isinstance(item, MarketDataFailed):
             self._on_market_failed(item.error)
+        elif isinstance(item, SourceAlive):
+            if self.phase in (Phase.LIVE, Phase.BACKFILL) and self._last_data is not None:
+                self._last_data = self._now
         elif isinstance(item, HistoryAnswer):
             self._expect(item.request)
             self._on_answer(item.request, list(item.bars))
@@ -435,6 +440,9 @@ class LiveEngine:
             return
         if isinstance(error, AuthenticationError):
             self._broken("the gateway session was lost", error)
+            return
+        if isinstance(error, WebSocketUnavailable):  # streaming='websocket' and no socket
+            self._fail(error)
             return
         self._poll_failures += 1
         if self._poll_failures == 1 and self.phase is Phase.LIVE:

@@ -29,6 +29,7 @@ __all__ = [
     "Notify",
     "Reconnect",
     "ReconnectDone",
+    "SourceAlive",
     "Subscribe",
     "TimePassed",
 ]
@@ -94,11 +95,25 @@ class ReconnectDone:
 
 
 @dataclass(frozen=True)
+class SourceAlive:
+    """The market-data source is healthy though nothing arrived (a WebSocket heartbeat: a
+    quiet instrument pushes no update)."""
+
+
+@dataclass(frozen=True)
 class TimePassed:
     """Nothing arrived; the clocks moved on."""
 
 
-Input = MarketData | MarketDataFailed | HistoryAnswer | HistoryFailed | ReconnectDone | TimePassed
+Input = (
+    MarketData
+    | MarketDataFailed
+    | SourceAlive
+    | HistoryAnswer
+    | HistoryFailed
+    | ReconnectDone
+    | TimePassed
+)
 
 
 # -- actions ------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ from .protocol import (
     Notify,
     Reconnect,
     ReconnectDone,
+    SourceAlive,
     Subscribe,
     TimePassed,
 )
@@ -134,7 +135,9 @@ class StreamRunner:
         self._notify = notify or (lambda message: None)
         self._clock = clock
         self._token = cancel.child() if cancel is not None else CancelToken()
-        self._inbox: Channel[MarketData | MarketDataFailed] = Channel(INBOX_LIMIT, clock=clock)
+        self._inbox: Channel[MarketData | MarketDataFailed | SourceAlive] = Channel(
+            INBOX_LIMIT, clock=clock
+        )
         self.events: Channel[StreamEvent] = Channel(EVENTS_LIMIT, clock=clock)
         #: Set once the thread has ended (after its last item was queued).
         self.finished = Signal()
@@ -187,6 +190,9 @@ class StreamRunner:
     def on_error(self, error: MarketError) -> None:
         self._inbox.offer(MarketDataFailed(error))
 
+    def on_alive(self) -> None:
+        self._inbox.offer(SourceAlive())
+
     # -- the thread ------------------------------------------------------------------------
 
     def _main(self) -> None:
@@ -215,7 +221,7 @@ class StreamRunner:
             self._leave()
             self.finished.set()
 
-    def _wait_for_input(self) -> list[MarketData | MarketDataFailed]:
+    def _wait_for_input(self) -> list[MarketData | MarketDataFailed | SourceAlive]:
         wake = self.engine.wake_at()
         timeout = TICK if wake is None else min(TICK, max(0.0, wake - self._clock.now()))
         if self._inbox.empty() and timeout > 0:

@@ -75,6 +75,8 @@ class GatewaySimulator:
         ws_heartbeat: real seconds between the WebSocket's ``system`` heartbeats (IBKR: ~10).
         ws_subscription_lifetime: real seconds an ``smd`` WebSocket subscription lives after
             its last ``smd`` command (IBKR ends them after ~15 minutes); None: forever.
+        websocket: serve the WebSocket (False: ``/v1/api/ws`` answers 404, as a gateway
+            without one would).
         monotonic: the real clock, in seconds, that drives the market clock (at ``speed``),
             the session's idle timeout, the pacing windows and the penalty box (default
             ``time.monotonic``; a test passes a clock it moves by hand, e.g. a fake clock's
@@ -118,6 +120,7 @@ class GatewaySimulator:
         ws_heartbeat: float = 10.0,
         ws_subscription_lifetime: float | None = 900.0,
         monotonic: Callable[[], float] = time.monotonic,
+        websocket: bool = True,
     ) -> None:
         if latency < 0:
             raise ValueError(f"latency must be >= 0 seconds, got {latency!r}")
@@ -169,6 +172,7 @@ class GatewaySimulator:
             heartbeat=ws_heartbeat,
             lifetime=ws_subscription_lifetime,
         )
+        self._serves_websocket = websocket
         self._lock = threading.Lock()
         self._server: SimHTTPServer | None = None
         self._cert_path: str | None = None
@@ -183,7 +187,11 @@ class GatewaySimulator:
                 return self
             context = server_context(self._bundle) if self._bundle is not None else None
             server = SimHTTPServer(
-                (self._host, self._port), self._gateway, self.now, context, self._sockets
+                (self._host, self._port),
+                self._gateway,
+                self.now,
+                context,
+                self._sockets if self._serves_websocket else None,
             )
             if self._bundle is not None:
                 handle, path = tempfile.mkstemp(prefix="ibkr-sim-cert-", suffix=".pem")
