@@ -41,7 +41,9 @@ def faulty_run(
                 self.injected = True
                 fault(sim)
 
-    store = IBKRCPStore(gateway_url=sim.url, poll_interval=0.2, **(store_kwargs or {}))
+    options: dict[str, Any] = {"poll_interval": 0.2, "streaming": "poll"}  # faults hit polls
+    options.update(store_kwargs or {})
+    store = IBKRCPStore(gateway_url=sim.url, **options)
     cerebro = bt.Cerebro(stdstats=False)
     data = store.getdata(
         dataname="AAPL",

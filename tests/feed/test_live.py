@@ -26,9 +26,10 @@ def live_cerebro(
     live_bars: int,
     symbols: tuple[str, ...] = ("AAPL",),
     compression: int = 1,
+    streaming: str = "auto",
     **data_kwargs: Any,
 ) -> bt.Cerebro:
-    store = IBKRCPStore(gateway_url=sim.url, poll_interval=0.2)
+    store = IBKRCPStore(gateway_url=sim.url, poll_interval=0.2, streaming=streaming)
     cerebro = bt.Cerebro(stdstats=False)
     for symbol in symbols:
         data = store.getdata(
@@ -99,27 +100,38 @@ def near_a_five_minute_close() -> Iterator[GatewaySimulator]:
         yield sim
 
 
-def test_ten_feeds_share_one_snapshot_request_per_poll(
+@pytest.mark.parametrize("streaming", ["poll", "auto"])
+def test_ten_feeds_build_bars_from_one_snapshot_request_per_poll_or_one_socket(
     no_thread_leak: None,
     near_a_five_minute_close: GatewaySimulator,
     recorder: type,
     run_cerebro: Callable[..., Any],
     to_rows: Callable[..., Any],
+    streaming: str,
 ) -> None:
     live_sim = near_a_five_minute_close
     # 5-minute bars, built from snapshots (confirm=False): at 120x, confirming ten feeds'
     # bars would take more history requests than IBKR's budget leaves beside the polls (in
     # real time that is ten requests per bar, nothing).
     cerebro = live_cerebro(
-        live_sim, recorder, live_bars=2, symbols=SYMBOLS, compression=5, confirm=False
+        live_sim,
+        recorder,
+        live_bars=2,
+        symbols=SYMBOLS,
+        compression=5,
+        streaming=streaming,
+        confirm=False,
     )
     strategy = run_cerebro(cerebro)
     conids = sorted(live_sim.conid(s) for s in SYMBOLS)
     requests = live_sim.stats.snapshot_conids
-    full = [r for r in requests if sorted(r) == conids]
-    assert len(full) >= 5
-    first_full = requests.index(full[0])
-    assert all(sorted(r) == conids for r in requests[first_full:])  # one request, all 10
+    if streaming == "poll":
+        full = [r for r in requests if sorted(r) == conids]
+        assert len(full) >= 5
+        first_full = requests.index(full[0])
+        assert all(sorted(r) == conids for r in requests[first_full:])  # one request, all 10
+    else:  # every update came over one socket
+        assert requests == [] and live_sim.stats.ws_connections == 1
     assert live_sim.stats.rate_limited == 0
     for symbol in SYMBOLS:
         rows = strategy.rows[symbol]

@@ -49,8 +49,10 @@ SESSION_OPEN = dt.datetime(2024, 3, 5, 9, 30)
 SIM_START = dt.datetime(2024, 3, 5, 9, 40, 30, tzinfo=NY)
 #: Simulated seconds per real second: a one-minute bar every 0.5 s.
 SPEED = 120.0
-#: Store settings of every cell: fast polls, short client timeouts, quick reconnections.
+#: Store settings of every cell: polled snapshots (the faults hit the polls; the socket's
+#: faults have cells of their own), fast polls, short client timeouts, quick reconnections.
 STORE: dict[str, Any] = {
+    "streaming": "poll",
     "poll_interval": 0.25,
     "timeout": 0.5,
     "reconnect": 5,

@@ -38,7 +38,8 @@ def historical_run(sim: GatewaySimulator, **store: Any) -> Rows:
     """AAPL one-minute bars 09:30-09:39 New York (stamped 09:31-09:40, at their ends),
     historical only; ``runonce=False`` so that notifications reach the strategy."""
     cerebro = bt.Cerebro(stdstats=False)
-    data = IBKRCPStore(gateway_url=sim.url, poll_interval=0.25, timeout=0.5, **store).getdata(
+    options = {"poll_interval": 0.25, "timeout": 0.5, "streaming": "poll", **store}
+    data = IBKRCPStore(gateway_url=sim.url, **options).getdata(
         dataname="AAPL",
         timeframe=bt.TimeFrame.Minutes,
         compression=1,
