@@ -51,6 +51,7 @@ from ..trading import (
     Tif,
     suppressed_ids,
 )
+from ..trading.pushes import PushReader
 from ..trading.worker import WorkerSettings
 from ..wire import is_paper_account
 from .store import IBKRCPStore
@@ -130,6 +131,7 @@ class IBKRCPBroker(bt.BrokerBase, metaclass=MetaIBKRCPBroker):  # type: ignore[m
         self.startingcash = self.cash = 0.0
         self.startingvalue = self.value = 0.0
         self._worker: BrokerWorker | None = None
+        self._pushes: tuple[Any, Any, Any] | None = None
         self._account: str | None = None
         self._account_positions: dict[int, Any] = {}
         self._prefix = ""
@@ -204,7 +206,26 @@ class IBKRCPBroker(bt.BrokerBase, metaclass=MetaIBKRCPBroker):  # type: ignore[m
         self.startingcash, self.startingvalue = self.cash, self.value
         self._worker = worker
         worker.start()
+        self._listen(store, worker)
         store.broker_ready(self)
+
+    def _listen(self, store: IBKRCPStore, worker: BrokerWorker) -> None:
+        """Order and trade updates pushed over the store's WebSocket (when it streams) go
+        to the worker as they happen; its polls stay as the safety net."""
+        socket = store.socket()
+        if socket is None:
+            return
+        reader = PushReader()
+
+        def on_orders(items: Any) -> None:
+            worker.commands.offer(reader.orders(items))
+
+        def on_trades(items: Any) -> None:
+            worker.commands.offer(reader.trades(items))
+
+        socket.add_order_listener(on_orders)
+        socket.add_trade_listener(on_trades)
+        self._pushes = (socket, on_orders, on_trades)
 
     def _detach(self) -> None:
         self.stop()
@@ -212,6 +233,11 @@ class IBKRCPBroker(bt.BrokerBase, metaclass=MetaIBKRCPBroker):  # type: ignore[m
     def stop(self) -> None:
         """Stop the worker (open orders stay at IBKR) and let go of the store."""
         worker, self._worker = self._worker, None
+        pushes, self._pushes = self._pushes, None
+        if pushes is not None:
+            socket, on_orders, on_trades = pushes
+            socket.remove_order_listener(on_orders)
+            socket.remove_trade_listener(on_trades)
         if worker is not None:
             worker.stop()
         if self._holding:

@@ -345,3 +345,21 @@ def test_a_recorded_trading_run_keeps_no_account_cookie_or_run_prefix(
     assert prefix not in raw
     assert ACCOUNT_ID.search(raw) is None
     assert "cookie" not in raw.lower()
+
+
+def test_order_updates_are_pushed_over_the_socket(
+    no_thread_leak: None, sim: GatewaySimulator
+) -> None:
+    """With the store streaming (the default), IBKR's order and trade pushes reach the
+    strategy without waiting for a poll: the broker's polls are set a minute apart here."""
+    seen = run_script(
+        sim,
+        [(1, place("buy", size=10))],
+        broker={"orders_every": 60.0, "account_every": 60.0},
+    )
+    assert seen.statuses[ref(seen, "buy")] == [*SUBMITTED_ACCEPTED, "Completed"]
+    assert sim.stats.ws_messages["sor"] > 0 and sim.stats.ws_messages["str"] > 0
+    assert sim.stats.requests.get("/iserver/account/trades", 0) == 1  # the start's only
+    (execution,) = sim.account.executions
+    assert seen.executed[ref(seen, "buy")] == (10, execution.price, execution.commission)
+    assert seen.position == 10 and seen.cash == pytest.approx(sim.account.cash)

@@ -11,7 +11,10 @@ A cell is one Cerebro run on the simulator with one fault injected at one step:
 - ``cancel``: on the cancel request of a resting limit buy.
 
 Kinds: every simulator fault that can hit an order endpoint, plus ``expire`` (the brokerage
-session expires at that moment, ``sim.expire_session()``). Every cell must end with: no cOID
+session expires at that moment, ``sim.expire_session()``) and ``ws_drop`` (the WebSocket that
+pushes order and trade updates is cut: ``sim.drop_websockets()``). The ``ws_drop`` cells
+stream (the store's default); the others poll (``streaming="poll"``), so their faults hit the
+polls that are the only path. Every cell must end with: no cOID
 twice at IBKR, every order final, the fills the broker applied equal to IBKR's executions
 (none lost, none twice), the broker's position and cash equal to ``sim.account``, and the
 outcome the step calls for (:func:`expected`): every fault here is one the broker must get
@@ -21,7 +24,7 @@ through (a lost answer is found out, a refusal that carried nothing out is sent 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import backtrader as bt
@@ -51,6 +54,7 @@ KINDS = (
     "competing",
     "daily_reset",
     "expire",
+    "ws_drop",
 )
 #: Client timeout of every cell, and how long the ``timeout`` fault holds (longer).
 CLIENT_TIMEOUT = 1.0
@@ -69,7 +73,7 @@ class Cell:
     path: str
     injected: bool = False
     cancelled: bool = False
-    notes: list[str] = field(default_factory=list)
+    dropped: int = 0
 
     def inject(self) -> None:
         if self.injected:
@@ -77,6 +81,8 @@ class Cell:
         self.injected = True
         if self.kind == "expire":
             self.sim.expire_session()
+        elif self.kind == "ws_drop":
+            self.dropped = self.sim.drop_websockets()
         else:
             seconds = FAULT_SECONDS.get(self.kind)
             self.sim.inject(self.kind, 1, path=self.path, seconds=seconds)
@@ -87,6 +93,8 @@ class Cell:
             return False
         if self.kind == "expire":
             return self.sim.authenticated
+        if self.kind == "ws_drop":
+            return self.dropped > 0  # a socket was open, and cut
         return self.sim.pending_faults == 0
 
 
@@ -111,7 +119,10 @@ def run_cell(sim: GatewaySimulator, step: str, kind: str) -> tuple[Seen, Cell]:
     }[step]
     cell = Cell(sim, kind, path)
     broker: dict[str, Any] = {}
-    store: dict[str, Any] = {"timeout": CLIENT_TIMEOUT}
+    store: dict[str, Any] = {
+        "timeout": CLIENT_TIMEOUT,
+        "streaming": "auto" if kind == "ws_drop" else "poll",
+    }
 
     def market(size: int) -> Any:
         def action(strategy: Any) -> None:
