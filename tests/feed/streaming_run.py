@@ -48,6 +48,7 @@ class Recorder(bt.Strategy):  # type: ignore[misc]
         ("live_bars", 8),
         ("actions", None),
         ("count", None),
+        ("until", None),
     )
 
     def __init__(self) -> None:
@@ -91,7 +92,7 @@ class Recorder(bt.Strategy):  # type: ignore[misc]
             if least >= at and at not in self.done:
                 self.done.add(at)
                 action(self.p.sim)
-        if least >= self.p.live_bars:
+        if least >= self.p.live_bars and (self.p.until is None or self.p.until(self)):
             self.env.runstop()
 
     def stop(self) -> None:
@@ -105,11 +106,12 @@ def run_live(
     live_bars: int = 8,
     actions: dict[int, Callable[[GatewaySimulator], Any]] | None = None,
     count: Sequence[str] | None = None,
+    until: Callable[[Any], bool] | None = None,
     **store: Any,
 ) -> Run:
     """Run ``symbols`` live (one-minute bars, a five-minute backfill) until every feed (of
-    ``count``, default all) delivered ``live_bars`` live bars; ``actions[n](sim)`` runs once
-    they all have ``n``."""
+    ``count``, default all) delivered ``live_bars`` live bars (and ``until(strategy)`` holds);
+    ``actions[n](sim)`` runs once they all have ``n``."""
     result = Run()
     options: dict[str, Any] = {"gateway_url": sim.url, "poll_interval": 0.2}
     options.update(store)
@@ -126,7 +128,13 @@ def run_live(
         )
         cerebro.adddata(data, name=symbol)
     cerebro.addstrategy(
-        Recorder, run=result, sim=sim, live_bars=live_bars, actions=actions, count=count
+        Recorder,
+        run=result,
+        sim=sim,
+        live_bars=live_bars,
+        actions=actions,
+        count=count,
+        until=until,
     )
     guard = threading.Timer(MAX_SECONDS, cerebro.runstop)
     guard.start()
