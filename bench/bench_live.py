@@ -1,21 +1,27 @@
-"""Live benchmark: snapshot requests per poll cycle, bar-close -> next() latency, memory.
+"""Live benchmark: requests per minute and bar-close -> next() latency, polled snapshots vs
+the WebSocket side by side, snapshot requests per poll cycle, memory.
 
 Everything runs through Cerebro and ``IBKRCPData`` live feeds against a ``GatewaySimulator``:
 
-1. **Snapshots per cycle** for 1, 10 and 100 feeds on one store (the simulator's instruments
-   plus added ones to reach 100; feeds named by conid so start-up needs no contract look-ups).
-   Once every conid is subscribed, the simulator's log of snapshot requests
-   (``sim.stats.snapshot_conids``) is compared with the poller's completed cycles over a
-   window of ``--window`` seconds. Simulator clock at real speed, no bar closes in the window.
-2. **Bar close -> next()**: one feed of 1-minute bars, simulator at ``--speed`` (default 47:
+1. **Snapshots per cycle** (``streaming="poll"``) for 1, 10 and 100 feeds on one store (the
+   simulator's instruments plus added ones to reach 100; feeds named by conid so start-up
+   needs no contract look-ups). Once every conid is subscribed, the simulator's log of
+   snapshot requests (``sim.stats.snapshot_conids``) is compared with the poller's completed
+   cycles over a window of ``--window`` seconds. Simulator clock at real speed, no bar closes
+   in the window.
+2. **Requests per minute**, the same 1, 10 and 100 feeds with ``streaming="poll"`` and
+   ``streaming="auto"`` (the WebSocket): every REST request the simulator received in the
+   window (snapshots, keep-alive, anything), and the WebSocket messages it pushed, per minute.
+3. **Bar close -> next()**: one feed of 1-minute bars, simulator at ``--speed`` (default 47:
    a bar closes every 1.28 real seconds, so bar closes fall at every phase of the 1 s poll
-   cycle instead of always the same one). For each bar that closes during the run, ``next()`` reads
-   the simulator's clock: ``(sim.now() - bar end) / speed`` is the real time between the bar
-   becoming complete and the strategy seeing it.
-3. **Memory**: five feeds of 5-minute bars at ``--soak-speed`` (default 1800: 30 simulated
-   hours, crossing a close, a night and a full session, in ``--soak`` = 60 s). RSS
-   (``VmRSS`` of ``/proc/self/status``) is sampled every second; growth is measured from the
-   end of the warm-up (the first quarter of the run) to the end.
+   cycle instead of always the same one), polled and over the socket, one after the other.
+   For each bar that closes during the run, ``next()`` reads the simulator's clock:
+   ``(sim.now() - bar end) / speed`` is the real time between the bar becoming complete and
+   the strategy seeing it.
+4. **Memory**: five feeds of 5-minute bars over the socket at ``--soak-speed`` (default 1800:
+   30 simulated hours, crossing a close, a night and a full session, in ``--soak`` = 60 s).
+   RSS (``VmRSS`` of ``/proc/self/status``) is sampled every second; growth is measured from
+   the end of the warm-up (the first quarter of the run) to the end.
 
 Run: ``.venv/bin/python bench/bench_live.py [--quick]``.
 """
@@ -40,6 +46,8 @@ import backtrader as bt
 from benchlib import Row, markdown_table, quiet, rss_mb, verdict
 
 from backtrader_ibkr_cp import IBKRCPStore
+from backtrader_ibkr_cp.models import Timeframe
+from backtrader_ibkr_cp.models.calendar import bar_end
 from backtrader_ibkr_cp.simulator import GatewaySimulator
 
 __all__ = ["LiveConfig", "main", "run"]
@@ -52,6 +60,7 @@ TUESDAY_10AM = dt.datetime(2024, 3, 5, 15, 0, 0, tzinfo=UTC)
 TUESDAY_2PM = dt.datetime(2024, 3, 5, 19, 0, 0, tzinfo=UTC)
 #: The simulator's US listings (one per symbol; "DUAL" is deliberately ambiguous).
 SOAK_SYMBOLS = ("AAPL", "MSFT", "IBM", "SPY", "NVDA")
+FIVE_MINUTES = Timeframe.parse("5min")
 #: Conids of the instruments added to reach 100 feeds.
 EXTRA_CONID_BASE = 910_000_000
 
@@ -121,7 +130,7 @@ class Probe(bt.Strategy):  # type: ignore[misc]
                 continue
             self._seen[id(data)] = len(data)
             self.bars += 1
-            end = data.datetime.datetime(0).replace(tzinfo=UTC) + self.p.bar
+            end = data.datetime.datetime(0).replace(tzinfo=UTC)  # bars are stamped at their end
             if self.p.since is not None and end > self.p.since:
                 self.lags.append((now - end).total_seconds() / sim.speed)
         if self.p.stop_after is not None and len(self.lags) >= self.p.stop_after:
@@ -190,7 +199,9 @@ def count_cycles(config: LiveConfig, feeds: int) -> CycleCount:
     IBKRCPStore._reset()
     with GatewaySimulator(seed=config.seed, speed=1.0, start=TUESDAY_10AM) as sim:
         conids = _us_conids(sim, feeds)
-        store = IBKRCPStore(gateway_url=sim.url, poll_interval=config.poll_interval)
+        store = IBKRCPStore(
+            gateway_url=sim.url, poll_interval=config.poll_interval, streaming="poll"
+        )
         cerebro = bt.Cerebro(stdstats=False)
         for conid in conids:
             data = store.getdata(
@@ -221,11 +232,13 @@ class LatencyResult:
     seconds: float
 
 
-def measure_latency(config: LiveConfig) -> LatencyResult:
+def measure_latency(config: LiveConfig, streaming: str = "poll") -> LatencyResult:
     """Bar close -> next() for one feed of 1-minute bars at ``config.speed``."""
     IBKRCPStore._reset()
     with GatewaySimulator(seed=config.seed, speed=config.speed, start=TUESDAY_10AM) as sim:
-        store = IBKRCPStore(gateway_url=sim.url, poll_interval=config.poll_interval)
+        store = IBKRCPStore(
+            gateway_url=sim.url, poll_interval=config.poll_interval, streaming=streaming
+        )
         cerebro = bt.Cerebro(stdstats=False)
         data = store.getdata(
             dataname="AAPL", timeframe=bt.TimeFrame.Minutes, compression=1, tz="UTC"
@@ -259,7 +272,7 @@ def soak(config: LiveConfig) -> SoakResult:
     IBKRCPStore._reset()
     samples: list[tuple[float, float]] = []
     with GatewaySimulator(seed=config.seed, speed=config.soak_speed, start=TUESDAY_2PM) as sim:
-        store = IBKRCPStore(gateway_url=sim.url, poll_interval=config.poll_interval)
+        store = IBKRCPStore(gateway_url=sim.url, poll_interval=config.poll_interval)  # socket
         cerebro = bt.Cerebro(stdstats=False)
         datas = [
             store.getdata(dataname=symbol, timeframe=bt.TimeFrame.Minutes, compression=5, tz="UTC")
@@ -318,8 +331,11 @@ def _equals_truth(sim: GatewaySimulator, symbol: str, data: Any) -> bool:
         (bt.num2date(row[0]).replace(tzinfo=UTC), *(float(v) for v in row[1:])) for row in rows
     ]
     first, last = delivered[0][0], delivered[-1][0]
-    truth = sim.truth(symbol, "5min", start=first, end=last + dt.timedelta(minutes=5))
-    expected = [(b.timestamp, b.open, b.high, b.low, b.close, b.volume) for b in truth]
+    truth = sim.truth(symbol, "5min", start=first - dt.timedelta(minutes=5), end=last)
+    expected = [
+        (bar_end(b.timestamp, FIVE_MINUTES), b.open, b.high, b.low, b.close, b.volume)
+        for b in truth
+    ]  # the feed stamps each bar at its end
     return delivered == expected
 
 
@@ -361,30 +377,136 @@ def run(config: LiveConfig, log: Callable[[str], None] | None = None) -> list[Ro
                     verdict(per_cycle == 1.0 and full and not counted.error),
                 )
             )
-        say(f"live: bar close -> next(), {config.latency_bars} bars at {config.speed:g}x ...")
-        latency = measure_latency(config)
-        rows.append(
-            _latency_row(latency.lags, config, limit, f"1 feed, 1min bars, clock {config.speed:g}x")
-        )
+        for feeds in config.feed_counts:
+            say(f"live: requests per minute, {feeds} feed(s), polled and over the socket ...")
+            rows.append(_traffic_row(feeds, count_traffic(config, feeds, "poll"),
+                                     count_traffic(config, feeds, "auto"), config))  # fmt: skip
+        for streaming in ("poll", "auto"):
+            path = "polled" if streaming == "poll" else "WebSocket"
+            say(f"live: bar close -> next() ({path}), {config.latency_bars} bars ...")
+            latency = measure_latency(config, streaming)
+            setup = f"1 feed, 1min bars, clock {config.speed:g}x, {path}"
+            rows.append(_latency_row(latency.lags, config, limit, setup, streaming))
         say(f"live: memory soak, {config.soak:g} s at {config.soak_speed:g}x ...")
         soaked = soak(config)
     rows += _soak_rows(soaked, config, limit)
     return rows
 
 
-def _latency_row(lags: Sequence[float], config: LiveConfig, limit: float, setup: str) -> Row:
+def _latency_row(
+    lags: Sequence[float], config: LiveConfig, limit: float, setup: str, streaming: str = "poll"
+) -> Row:
+    socket = streaming != "poll"
+    target = "median <= 0.25 s, max <= 0.5 s" if socket else f"max <= poll + 0.25 = {limit:g} s"
+    poll = "" if socket else f", poll {config.poll_interval:g} s"
+    what = f"bar close -> next() ({setup}{poll}"
     if not lags:
-        return Row(
-            NAME, f"bar close -> next() ({setup})", "no live bar measured", f"<= {limit:g} s", "NO"
-        )
-    worst = max(lags)
+        return Row(NAME, what + ")", "no live bar measured", target, "NO")
+    worst, median = max(lags), statistics.median(lags)
+    met = median <= 0.25 and worst <= 0.5 if socket else worst <= limit
     return Row(
         NAME,
-        f"bar close -> next() ({setup}, poll {config.poll_interval:g} s)",
-        f"{len(lags)} bars: median {statistics.median(lags):.3f} s, p95 "
-        f"{_percentile(lags, 0.95):.3f} s, max {worst:.3f} s",
-        f"max <= poll + 0.25 = {limit:g} s",
-        verdict(worst <= limit),
+        what + ")",
+        f"{len(lags)} bars: median {median:.3f} s, p95 {_percentile(lags, 0.95):.3f} s, "
+        f"max {worst:.3f} s",
+        target,
+        verdict(met),
+    )
+
+
+@dataclass
+class Traffic:
+    """REST requests and WebSocket messages in a window, with every feed subscribed."""
+
+    feeds: int
+    streaming: str
+    requests: int = 0
+    ws_messages: int = 0
+    seconds: float = 0.0
+    error: str = ""
+
+    @property
+    def per_minute(self) -> float:
+        return 60.0 * self.requests / self.seconds if self.seconds else float("inf")
+
+
+def _subscribed(store: Any, streaming: str) -> int:
+    """How many conids the store's market source has subscribed (0 before it exists)."""
+    if store.client is None:
+        return 0
+    if streaming == "poll":
+        return len(store.poller().conids)
+    socket = store.socket()
+    return len(socket.conids) if socket is not None and store.market_path == "websocket" else 0
+
+
+def _watch_traffic(
+    store: Any, sim: GatewaySimulator, result: Traffic, window: float, cerebro: bt.Cerebro
+) -> None:
+    try:
+        deadline = time.monotonic() + 120.0
+        while _subscribed(store, result.streaming) < result.feeds:
+            if time.monotonic() > deadline:
+                result.error = "feeds did not all subscribe within 120 s"
+                return
+            time.sleep(0.05)
+        time.sleep(1.0)  # past the first answers (pre-flight polls, first full messages)
+        requests, messages = sim.stats.requests.total(), sum(sim.stats.ws_messages.values())
+        started = time.monotonic()
+        time.sleep(window)
+        result.seconds = time.monotonic() - started
+        result.requests = sim.stats.requests.total() - requests
+        result.ws_messages = sum(sim.stats.ws_messages.values()) - messages
+    finally:
+        cerebro.runstop()
+
+
+def count_traffic(config: LiveConfig, feeds: int, streaming: str) -> Traffic:
+    """REST requests per minute with ``feeds`` live feeds on one store, ``streaming``."""
+    result = Traffic(feeds, streaming)
+    IBKRCPStore._reset()
+    with GatewaySimulator(seed=config.seed, speed=1.0, start=TUESDAY_10AM) as sim:
+        conids = _us_conids(sim, feeds)
+        store = IBKRCPStore(
+            gateway_url=sim.url, poll_interval=config.poll_interval, streaming=streaming
+        )
+        cerebro = bt.Cerebro(stdstats=False)
+        for conid in conids:
+            cerebro.adddata(
+                store.getdata(
+                    dataname=conid,
+                    timeframe=bt.TimeFrame.Minutes,
+                    compression=1,
+                    backfill_start=False,
+                    tz="UTC",
+                )
+            )
+        cerebro.addstrategy(Probe, sim=sim)
+        watcher = threading.Thread(
+            target=_watch_traffic, args=(store, sim, result, config.window, cerebro), daemon=True
+        )
+        watcher.start()
+        try:
+            cerebro.run()
+        finally:
+            watcher.join(config.window + 130.0)
+            IBKRCPStore._reset()
+    return result
+
+
+def _traffic_row(feeds: int, poll: Traffic, socket: Traffic, config: LiveConfig) -> Row:
+    errors = "; ".join(e for e in (poll.error, socket.error) if e)
+    ratio = socket.per_minute / poll.per_minute if poll.per_minute else float("nan")
+    pushed = 60.0 * socket.ws_messages / max(socket.seconds, 1e-9)
+    return Row(
+        NAME,
+        f"REST requests per minute, {feeds} feed(s), poll {config.poll_interval:g} s vs "
+        "WebSocket (besides the keep-alive's one /tickle a minute, in both)",
+        f"polled {poll.per_minute:.0f}/min, WebSocket {socket.per_minute:.0f}/min "
+        f"(x{ratio:.2f}; the socket pushed {pushed:.0f} messages/min)"
+        + (f"; {errors}" if errors else ""),
+        "fewer over the socket",
+        verdict(not errors and socket.per_minute < poll.per_minute),
     )
 
 
