@@ -23,6 +23,7 @@ if __package__ in (None, ""):
 
 import bench_backfill
 import bench_barstore
+import bench_broker
 import bench_live
 import bench_replay
 from benchlib import Row, machine_header, markdown_table
@@ -51,6 +52,10 @@ def _barstore(argv: Sequence[str], log: Callable[[str], None]) -> list[Row]:
     return bench_barstore.run(bench_barstore.parse_config(argv), log=log)
 
 
+def _broker(argv: Sequence[str], log: Callable[[str], None]) -> list[Row]:
+    return bench_broker.run(bench_broker.parse_config(argv), log=log)
+
+
 #: The smallest configurations that still exercise every row (the smoke test's).
 SMOKE = {
     "backfill": ["--start", "2024-03-27", "--end", "2024-03-29", "--latency", "0.05"],
@@ -70,6 +75,7 @@ SMOKE = {
         "3",
     ],
     "barstore": ["--smoke"],
+    "broker": ["--orders", "1", "--speed", "60"],
 }
 
 BENCHMARKS: dict[str, Runner] = {
@@ -77,6 +83,7 @@ BENCHMARKS: dict[str, Runner] = {
     "replay": _replay,
     "live": _live,
     "barstore": _barstore,
+    "broker": _broker,
 }
 
 

@@ -25,6 +25,7 @@ def bench_modules() -> Iterator[dict[str, ModuleType]]:
     try:
         import bench_backfill
         import bench_barstore
+        import bench_broker
         import bench_live
         import bench_replay
         import run_all
@@ -34,6 +35,7 @@ def bench_modules() -> Iterator[dict[str, ModuleType]]:
             "replay": bench_replay,
             "live": bench_live,
             "barstore": bench_barstore,
+            "broker": bench_broker,
             "run_all": run_all,
         }
     finally:
@@ -97,8 +99,22 @@ def test_live_prints_its_table(
     rows = table_rows(capsys.readouterr().out, "live")
     measured = " ".join(row[1] for row in rows)
     assert "snapshot requests per poll cycle, 3 feed(s)" in measured
-    assert "bar close -> next()" in measured
+    assert "REST requests per minute, 3 feed(s)" in measured
+    assert "bar close -> next()" in measured and "WebSocket" in measured
     assert "resident memory" in measured
+
+
+def test_broker_prints_its_table(
+    bench_modules: dict[str, ModuleType],
+    capsys: pytest.CaptureFixture[str],
+    no_thread_leak: None,
+) -> None:
+    assert bench_modules["broker"].main(bench_modules["run_all"].SMOKE["broker"]) == 0
+    rows = table_rows(capsys.readouterr().out, "broker")
+    measured = [row[1] for row in rows]
+    for path in ("polled order/trade lists", "WebSocket pushes"):
+        assert any(m.startswith("order submit -> Accepted") and path in m for m in measured)
+        assert any(m.startswith("fill -> Completed") and path in m for m in measured)
 
 
 def test_barstore_prints_its_table(
