@@ -1,9 +1,13 @@
-"""Paper-trade live bars: backfill, then live 1-minute bars from a Client Portal Gateway.
+"""Paper-trade live bars: backfill, then live 1-minute bars from a Client Portal Gateway,
+orders sent to the paper account through IBKRCPBroker.
 
 By default a GatewaySimulator runs at 120x speed from a Tuesday 10:00 New York, so a minute
-bar completes every half second; the run stops by itself after ``--bars`` live bars. Orders
-are filled by backtrader's simulated broker. Pass ``--gateway https://localhost:5000`` for a
-real, logged-in gateway (then bars arrive in real time).
+bar completes every half second, and plays IBKR's paper account (DU0000000, 1,000,000 USD):
+the orders are filled by its order engine as IBKR would. The run stops by itself after
+``--bars`` live bars (and once no order is working). Pass ``--gateway https://localhost:5000``
+for a real gateway logged in to your paper account (then bars arrive in real time); a live
+account is refused unless the store is given ``allow_live=True``. ``--local-fills`` keeps
+backtrader's own simulated broker instead.
 
     python examples/live_paper_simulator.py
     python examples/live_paper_simulator.py --gateway https://localhost:5000 --bars 3
@@ -62,12 +66,20 @@ class PaperTrader(bt.Strategy):  # type: ignore[misc]
             f"{d.datetime.datetime(0):%Y-%m-%d %H:%M} o={d.open[0]:.2f} h={d.high[0]:.2f} "
             f"l={d.low[0]:.2f} c={d.close[0]:.2f} v={d.volume[0]:.0f}"
         )
+        working = any(order.alive() for order in self.broker.get_orders_open())
+        if self.live_bars >= self.p.bars:
+            if not working:
+                self.env.runstop()
+            return
+        if working:
+            return  # the last order is still at the broker
         if not self.position and self.crossover > 0:
             self.buy(size=10)
         elif self.position and self.crossover < 0:
             self.close()
-        if self.live_bars >= self.p.bars:
-            self.env.runstop()
+
+    def stop(self) -> None:
+        print(f"cash {self.broker.getcash():,.2f}, position {self.position.size:+.0f}")
 
 
 @contextlib.contextmanager
@@ -86,12 +98,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gateway", help="gateway URL (default: start a simulator)")
     parser.add_argument("--symbol", default="AAPL")
     parser.add_argument("--bars", type=int, default=10, help="live bars before stopping")
+    parser.add_argument(
+        "--local-fills", action="store_true", help="backtrader's simulated broker, not IBKR's"
+    )
     args = parser.parse_args(argv)
 
     started = time.monotonic()
     with gateway(args.gateway) as (url, poll):
         store = IBKRCPStore(gateway_url=url, poll_interval=poll)
-        cerebro = bt.Cerebro(stdstats=False)
+        cerebro = bt.Cerebro(stdstats=False, quicknotify=True)  # live: notify at once
         data = store.getdata(
             dataname=args.symbol,
             timeframe=bt.TimeFrame.Minutes,
@@ -99,8 +114,11 @@ def main(argv: list[str] | None = None) -> int:
             backfill_start=True,  # about 300 bars back by default
         )
         cerebro.adddata(data)
-        cerebro.setbroker(store.getbroker())
-        cerebro.broker.setcash(100_000.0)
+        if args.local_fills:
+            cerebro.setbroker(store.getbroker(simulated=True))
+            cerebro.broker.setcash(100_000.0)
+        else:
+            cerebro.setbroker(store.getbroker())  # IBKRCPBroker: the account's own cash
         cerebro.addstrategy(PaperTrader, bars=args.bars)
         cerebro.run()
     print(f"final value: {cerebro.broker.getvalue():.2f}")
