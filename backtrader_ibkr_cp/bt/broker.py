@@ -18,6 +18,7 @@ next bar.
 from __future__ import annotations
 
 import collections
+import functools
 import itertools
 import math
 import os
@@ -272,12 +273,14 @@ class IBKRCPBroker(bt.BrokerBase, metaclass=MetaIBKRCPBroker):  # type: ignore[m
 
     # -- orders -------------------------------------------------------------------------
 
-    def buy(self, owner: Any, data: Any, size: float, price: float | None = None,
-            plimit: float | None = None, exectype: int | None = None, valid: Any = None,
-            tradeid: int = 0, oco: Any = None, trailamount: float | None = None,
-            trailpercent: float | None = None, parent: Any = None, transmit: bool = True,
-            **kwargs: Any) -> Order:  # fmt: skip
-        order = BuyOrder(
+    def _order(self, cls: type[Order], owner: Any, data: Any, size: float,
+               price: float | None = None, plimit: float | None = None,
+               exectype: int | None = None, valid: Any = None, tradeid: int = 0,
+               oco: Any = None, trailamount: float | None = None,
+               trailpercent: float | None = None, parent: Any = None, transmit: bool = True,
+               **kwargs: Any) -> Order:  # fmt: skip
+        """``buy``/``sell`` with backtrader's signature (``cls``: BuyOrder or SellOrder)."""
+        order = cls(
             owner=owner, data=data, size=size, price=price, pricelimit=plimit,
             exectype=exectype, valid=valid, tradeid=tradeid, oco=oco,
             trailamount=trailamount, trailpercent=trailpercent, parent=parent,
@@ -285,18 +288,8 @@ class IBKRCPBroker(bt.BrokerBase, metaclass=MetaIBKRCPBroker):  # type: ignore[m
         )  # fmt: skip
         return self._submit(order, kwargs)
 
-    def sell(self, owner: Any, data: Any, size: float, price: float | None = None,
-             plimit: float | None = None, exectype: int | None = None, valid: Any = None,
-             tradeid: int = 0, oco: Any = None, trailamount: float | None = None,
-             trailpercent: float | None = None, parent: Any = None, transmit: bool = True,
-             **kwargs: Any) -> Order:  # fmt: skip
-        order = SellOrder(
-            owner=owner, data=data, size=size, price=price, pricelimit=plimit,
-            exectype=exectype, valid=valid, tradeid=tradeid, oco=oco,
-            trailamount=trailamount, trailpercent=trailpercent, parent=parent,
-            transmit=transmit,
-        )  # fmt: skip
-        return self._submit(order, kwargs)
+    buy = functools.partialmethod(_order, BuyOrder)
+    sell = functools.partialmethod(_order, SellOrder)
 
     def _submit(self, order: Order, kwargs: dict[str, Any]) -> Order:
         """Submitted now; the order goes to IBKR at the next cycle (with the rest of its
