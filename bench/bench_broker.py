@@ -192,7 +192,9 @@ def run(config: BrokerConfig, log: Callable[[str], None] | None = None) -> list[
                 INFO if complete else "NO",
             )
         )
-        target = "<= 5 s (IBKR: 1 order-list request / 5 s)" if streaming == "poll" else "< 0.5 s"
+        target = (
+            "<= 5.5 s (IBKR allows 1 order-list read / 5 s)" if streaming == "poll" else "< 0.5 s"
+        )
         limit = 5.5 if streaming == "poll" else 0.5
         rows.append(
             Row(

@@ -193,14 +193,20 @@ def _watch_cycles(
         cerebro.runstop()
 
 
-def count_cycles(config: LiveConfig, feeds: int) -> CycleCount:
-    """Snapshot requests per poll cycle with ``feeds`` live feeds on one store."""
-    result = CycleCount(feeds)
+#: ``watch(store, sim, result, window, cerebro)``: measures while the run goes on, then stops it.
+Watcher = Callable[[Any, GatewaySimulator, Any, float, bt.Cerebro], None]
+
+
+def _watched_run(
+    config: LiveConfig, feeds: int, streaming: str, watch: Watcher, result: Any
+) -> None:
+    """``feeds`` live feeds (no backfill) on one store, at real speed, while ``watch``
+    measures on its own thread and then stops the run."""
     IBKRCPStore._reset()
     with GatewaySimulator(seed=config.seed, speed=1.0, start=TUESDAY_10AM) as sim:
         conids = _us_conids(sim, feeds)
         store = IBKRCPStore(
-            gateway_url=sim.url, poll_interval=config.poll_interval, streaming="poll"
+            gateway_url=sim.url, poll_interval=config.poll_interval, streaming=streaming
         )
         cerebro = bt.Cerebro(stdstats=False)
         for conid in conids:
@@ -214,7 +220,7 @@ def count_cycles(config: LiveConfig, feeds: int) -> CycleCount:
             cerebro.adddata(data)
         cerebro.addstrategy(Probe, sim=sim)
         watcher = threading.Thread(
-            target=_watch_cycles, args=(store, sim, result, config.window, cerebro), daemon=True
+            target=watch, args=(store, sim, result, config.window, cerebro), daemon=True
         )
         watcher.start()
         try:
@@ -222,6 +228,12 @@ def count_cycles(config: LiveConfig, feeds: int) -> CycleCount:
         finally:
             watcher.join(config.window + 130.0)
             IBKRCPStore._reset()
+
+
+def count_cycles(config: LiveConfig, feeds: int) -> CycleCount:
+    """Snapshot requests per poll cycle with ``feeds`` live feeds on one store."""
+    result = CycleCount(feeds)
+    _watched_run(config, feeds, "poll", _watch_cycles, result)
     return result
 
 
@@ -464,33 +476,7 @@ def _watch_traffic(
 def count_traffic(config: LiveConfig, feeds: int, streaming: str) -> Traffic:
     """REST requests per minute with ``feeds`` live feeds on one store, ``streaming``."""
     result = Traffic(feeds, streaming)
-    IBKRCPStore._reset()
-    with GatewaySimulator(seed=config.seed, speed=1.0, start=TUESDAY_10AM) as sim:
-        conids = _us_conids(sim, feeds)
-        store = IBKRCPStore(
-            gateway_url=sim.url, poll_interval=config.poll_interval, streaming=streaming
-        )
-        cerebro = bt.Cerebro(stdstats=False)
-        for conid in conids:
-            cerebro.adddata(
-                store.getdata(
-                    dataname=conid,
-                    timeframe=bt.TimeFrame.Minutes,
-                    compression=1,
-                    backfill_start=False,
-                    tz="UTC",
-                )
-            )
-        cerebro.addstrategy(Probe, sim=sim)
-        watcher = threading.Thread(
-            target=_watch_traffic, args=(store, sim, result, config.window, cerebro), daemon=True
-        )
-        watcher.start()
-        try:
-            cerebro.run()
-        finally:
-            watcher.join(config.window + 130.0)
-            IBKRCPStore._reset()
+    _watched_run(config, feeds, streaming, _watch_traffic, result)
     return result
 
 
