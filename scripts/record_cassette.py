@@ -21,8 +21,8 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from backtrader_ibkr_cp.cassettes.recording import record_client_run
 from backtrader_ibkr_cp.bt.backtest import record_store_run
+from backtrader_ibkr_cp.cassettes.recording import record_client_run
 from backtrader_ibkr_cp.simulator import GatewaySimulator
 
 ROOT = Path(__file__).resolve().parents[1]
