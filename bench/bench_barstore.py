@@ -40,7 +40,7 @@ if __package__ in (None, ""):
 
 import backtrader as bt
 import bench_replay
-from bench_replay import Outcome, SmaCross, frame, run_pandas
+from bench_replay import Outcome, ReplaySmaCross, frame, run_pandas
 from benchlib import Row, markdown_table, quiet, verdict
 
 from backtrader_ibkr_cp import BarStore, GatewayClient, IBKRCPStore
@@ -72,7 +72,7 @@ class BarStoreConfig:
     cassette: Path = bench_replay.SHIPPED
 
 
-class SweepCross(SmaCross):
+class SweepCross(ReplaySmaCross):
     """The replay benchmark's strategy, keeping its result when it stops (optstrategy runs
     every set on one broker)."""
 

@@ -38,7 +38,7 @@ from benchlib import Row, markdown_table, quiet, verdict
 
 from backtrader_ibkr_cp import IBKRCPStore
 
-__all__ = ["ReplayConfig", "SmaCross", "main", "run"]
+__all__ = ["ReplayConfig", "ReplaySmaCross", "main", "run"]
 
 NAME = "replay"
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,7 +58,7 @@ class ReplayConfig:
     profile: bool = False
 
 
-class SmaCross(bt.Strategy):  # type: ignore[misc]
+class ReplaySmaCross(bt.Strategy):  # type: ignore[misc]
     """Long 10 shares when SMA(10) crosses above SMA(30); flat when it crosses below."""
 
     params = (("fast", 10), ("slow", 30), ("size", 10))
@@ -100,7 +100,7 @@ def _bars(data: Any) -> list[tuple[float, ...]]:
 def _run(data: Any) -> Outcome:
     cerebro = bt.Cerebro(stdstats=False)
     cerebro.adddata(data)
-    cerebro.addstrategy(SmaCross)
+    cerebro.addstrategy(ReplaySmaCross)
     cerebro.broker.setcash(100_000.0)
     started = time.perf_counter()
     (strategy,) = cerebro.run()

@@ -54,7 +54,7 @@ class Series:
     end: dt.datetime = dt.datetime(2024, 3, 15, 16)
 
 
-class SmaCross(bt.Strategy):  # type: ignore[misc]
+class SweepSmaCross(bt.Strategy):  # type: ignore[misc]
     """Long 10 shares when SMA(fast) crosses above SMA(slow); flat on the cross below."""
 
     params = (("fast", 10), ("slow", 30))
@@ -119,7 +119,7 @@ def backtest(
 ) -> tuple[int, int, float, int]:
     """One parameter set over the stored series (no gateway once the store covers it)."""
     cerebro, store = _cerebro(store_path, gateway_url, series)
-    cerebro.addstrategy(SmaCross, fast=fast, slow=slow)
+    cerebro.addstrategy(SweepSmaCross, fast=fast, slow=slow)
     try:
         (strategy,) = cerebro.run()
     finally:
@@ -163,7 +163,7 @@ def sweep_with_optstrategy(
 ) -> list[tuple[int, int, float, int]]:
     """The same grid as one ``cerebro.optstrategy`` run (the reference for the Ray sweep)."""
     cerebro, store = _cerebro(store_path, gateway_url, series)
-    cerebro.optstrategy(SmaCross, **(grid or GRID))
+    cerebro.optstrategy(SweepSmaCross, **(grid or GRID))
     try:
         runs = cerebro.run(maxcpus=maxcpus)
     finally:

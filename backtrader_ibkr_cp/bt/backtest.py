@@ -56,7 +56,7 @@ class BacktestResult:
 def _strategy_class() -> Any:
     import backtrader as bt
 
-    class SmaCross(bt.Strategy):  # type: ignore[misc]
+    class DemoSmaCross(bt.Strategy):  # type: ignore[misc]
         """Per data: buy when the fast SMA crosses above the slow one, sell on the cross
         down (``live_only``: only on LIVE bars). Records every bar and the portfolio value."""
 
@@ -168,7 +168,7 @@ def _strategy_class() -> Any:
             result.cash = float(self.broker.getcash())
             result.positions = {d._name: float(self.getposition(d).size) for d in self.datas}
 
-    return SmaCross
+    return DemoSmaCross
 
 
 def run_backtest(

@@ -23,7 +23,7 @@ SPAN = (dt.datetime(2024, 2, 26), dt.datetime(2024, 3, 8, 16))
 GRID = {"fast": [3, 5, 8, 13], "slow": [20, 30]}
 
 
-class SmaCross(bt.Strategy):  # type: ignore[misc]
+class BarstoreSweepSma(bt.Strategy):  # type: ignore[misc]
     params = (("fast", 5), ("slow", 20))
 
     def __init__(self) -> None:
@@ -59,7 +59,7 @@ def sweep(url: str, folder: Any, *, maxcpus: int, runonce: bool) -> list[tuple[A
     store = IBKRCPStore(gateway_url=url, bar_store=folder)
     cerebro = bt.Cerebro(stdstats=False, maxcpus=maxcpus, optreturn=False)
     cerebro.adddata(feed(store, *SPAN), name="AAPL")
-    cerebro.optstrategy(SmaCross, **GRID)
+    cerebro.optstrategy(BarstoreSweepSma, **GRID)
     return sorted(strategies[0].final for strategies in cerebro.run(runonce=runonce))
 
 

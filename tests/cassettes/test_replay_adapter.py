@@ -44,7 +44,7 @@ def test_session_endpoints_repeat_and_polls_do_not() -> None:
         session.get(history["uri"], timeout=1)
 
 
-class Count(bt.Strategy):  # type: ignore[misc]
+class ReplayCount(bt.Strategy):  # type: ignore[misc]
     def __init__(self) -> None:
         self.bars = 0
         self.patched_during_run: bool | None = None
@@ -71,7 +71,7 @@ def test_store_replays_without_patching_http() -> None:
     )
     cerebro = bt.Cerebro(stdstats=False)
     cerebro.adddata(data)
-    cerebro.addstrategy(Count)
+    cerebro.addstrategy(ReplayCount)
     (strategy,) = cerebro.run()
     IBKRCPStore._reset()
     assert strategy.bars == 4992

@@ -41,7 +41,7 @@ class Run:
         return [count for message, count in self.messages if text in message][-1]
 
 
-class Recorder(bt.Strategy):  # type: ignore[misc]
+class StreamRecorder(bt.Strategy):  # type: ignore[misc]
     params = (
         ("run", None),
         ("sim", None),
@@ -128,7 +128,7 @@ def run_live(
         )
         cerebro.adddata(data, name=symbol)
     cerebro.addstrategy(
-        Recorder,
+        StreamRecorder,
         run=result,
         sim=sim,
         live_bars=live_bars,

@@ -112,7 +112,7 @@ def test_daily_and_weekly_bars_equal_truth_stamped_at_the_trading_date(
 WEEK_END = dt.datetime(2024, 3, 15, 21, 0)
 
 
-class SmaCross(bt.Strategy):  # type: ignore[misc]
+class HistoricalSmaCross(bt.Strategy):  # type: ignore[misc]
     params = (("fast", 10), ("slow", 30))
 
     def __init__(self) -> None:
@@ -156,7 +156,7 @@ def test_same_trades_and_value_as_pandas_data(
     )
     results = []
     for data in (pandas_data, ours):
-        cerebro = cerebro_with(data, SmaCross)
+        cerebro = cerebro_with(data, HistoricalSmaCross)
         cerebro.broker.setcash(100_000.0)
         strategy = run_cerebro(cerebro)
         results.append((cerebro.broker.getvalue(), strategy.trades, len(strategy.data)))

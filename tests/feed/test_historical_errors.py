@@ -32,7 +32,7 @@ from backtrader_ibkr_cp.simulator import GatewaySimulator
 CASSETTE = Path(__file__).resolve().parents[2] / "cassettes" / "aapl_msft_5min_synthetic.json"
 
 
-class SmaCross(bt.Strategy):  # type: ignore[misc]
+class ErrorsSmaCross(bt.Strategy):  # type: ignore[misc]
     """The README's strategy shape: indicators, so an empty feed used to crash in them."""
 
     def __init__(self) -> None:
@@ -51,7 +51,7 @@ def backtest(store: IBKRCPStore, **data: Any) -> None:
     params.update(data)
     cerebro = bt.Cerebro()  # backtrader's defaults: runonce=True, preload=True
     cerebro.adddata(store.getdata(**params))
-    cerebro.addstrategy(SmaCross)
+    cerebro.addstrategy(ErrorsSmaCross)
     cerebro.run()
 
 

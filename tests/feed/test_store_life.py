@@ -127,7 +127,7 @@ def test_stop_ends_a_connect_that_retries_forever(no_thread_leak: None) -> None:
     assert failed and "cancelled" in str(failed[0])
 
 
-class SmaCross(bt.Strategy):  # type: ignore[misc]
+class StoreLifeSmaCross(bt.Strategy):  # type: ignore[misc]
     params = (("fast", 5), ("slow", 20))
 
     def __init__(self) -> None:
@@ -148,7 +148,7 @@ class SmaCross(bt.Strategy):  # type: ignore[misc]
 def optimise(store: IBKRCPStore, maxcpus: int) -> list[tuple[int, int, float]]:
     cerebro = bt.Cerebro(stdstats=False, maxcpus=maxcpus, optreturn=False)
     cerebro.adddata(historical(store, days=10), name="AAPL")
-    cerebro.optstrategy(SmaCross, fast=[3, 5, 8], slow=[20, 30])
+    cerebro.optstrategy(StoreLifeSmaCross, fast=[3, 5, 8], slow=[20, 30])
     return sorted(strategies[0].final for strategies in cerebro.run())
 
 
