@@ -119,11 +119,17 @@ class Scripted(bt.Strategy):  # type: ignore[misc]
         self._maybe_stop()
 
     def _maybe_stop(self) -> None:
-        """Stop ``after`` live bars once every order made is done (at once with 0)."""
+        """Stop ``after`` live bars once every step has run and every order made is done
+        (at once with 0). A step still ahead keeps the run going however fast the orders
+        before it were done."""
         made = list(self.seen.orders.values())
-        if made and all(not o.alive() for o in made) and self.done_at is None:
+        ahead = any(at > self.live for at, _ in self.p.script)
+        if ahead or not made or any(o.alive() for o in made):
+            self.done_at = None
+            return
+        if self.done_at is None:
             self.done_at = self.live
-        if self.done_at is not None and self.live >= self.done_at + self.p.after:
+        if self.live >= self.done_at + self.p.after:
             self.env.runstop()
 
     def stop(self) -> None:
