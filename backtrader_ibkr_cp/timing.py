@@ -14,7 +14,9 @@ Three pieces, all small and injectable:
   beside :class:`~backtrader_ibkr_cp.client.retry.RetryPolicy`, which decides *whether* an HTTP
   failure is retried; a loop asks the policy and waits ``clock.wait(delay, token)``.
 
-No code in the package calls ``time.sleep``; no lock is held while waiting.
+No client, store, feed, broker or simulator-server code calls ``time.sleep``; no lock is held
+while waiting. (The only sleeps are in the real-gateway launcher, a developer tool: its
+start-up probe and its foreground loop in ``python -m ...simulator.realgateway run``.)
 """
 
 from __future__ import annotations
