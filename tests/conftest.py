@@ -8,8 +8,10 @@ ground truth, a recording strategy).
 from __future__ import annotations
 
 import socket
+import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -21,6 +23,31 @@ from tests.support.sims import make_sim
 
 #: Real seconds the threads a test started get to end after it before it fails.
 THREAD_JOIN_SECONDS = 5.0
+
+
+def thread_stacks() -> str:
+    """Every other running thread's name and stack, innermost call last."""
+    frames = sys._current_frames()
+    parts = []
+    for thread in threading.enumerate():
+        frame = frames.get(thread.ident or -1)
+        if frame is None or thread is threading.current_thread():
+            continue
+        parts.append(f"--- {thread.name}\n" + "".join(traceback.format_stack(frame)))
+    return "\n".join(parts)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """A failed test's report carries the stacks of the threads still running when it
+    failed (a stalled socket, a worker waiting on something): the one look at a rare
+    failure that a later run may not repeat."""
+    report = yield
+    if call.when == "call" and report.failed:
+        stacks = thread_stacks()
+        if stacks:
+            report.sections.append(("threads running at the failure", stacks))
+    return report
 
 
 @pytest.fixture
