@@ -21,6 +21,7 @@ import hashlib
 import os
 import socket
 import ssl
+from typing import cast
 from urllib.parse import urlsplit
 
 import requests.utils
@@ -44,6 +45,7 @@ from ..errors import (
     WebSocketUnavailable,
 )
 from .tls import TlsPolicy
+from .ws_tls import LockedTls
 
 __all__ = ["MAX_MESSAGE_BYTES", "WS_ENDPOINT", "open_websocket", "ssl_context", "websocket_url"]
 
@@ -85,7 +87,7 @@ def _colon_hex(digest: str) -> str:
     return ":".join(upper[i : i + 2] for i in range(0, len(upper), 2))
 
 
-def _tls(policy: TlsPolicy, raw: socket.socket, host: str, timeout: float) -> socket.socket:
+def _tls(policy: TlsPolicy, raw: socket.socket, host: str, timeout: float) -> ssl.SSLSocket:
     context = ssl_context(policy)
     assert context is not None
     raw.settimeout(timeout)
@@ -195,7 +197,10 @@ def open_websocket(
             "start the gateway (or check the URL); it is retried",
             endpoint=WS_ENDPOINT,
         ) from exc
-    sock = _tls(policy, raw, host, timeout) if parts.scheme == "wss" else raw
+    sock = raw
+    if parts.scheme == "wss":
+        # websockets reads on its own thread while others send: one thread at a time in TLS.
+        sock = cast(socket.socket, LockedTls(_tls(policy, raw, host, timeout)))
     plain = "ws://" + parts.netloc + parts.path  # TLS is already on: websockets speaks over it
     try:
         sock.settimeout(None)

@@ -70,7 +70,7 @@ def send(connection: ClientConnection, commands: list[str]) -> None:
 def cut(connection: ClientConnection) -> None:
     """Cut the TCP connection under ``connection`` (no close frame): its reader ends."""
     with contextlib.suppress(OSError):
-        socket.socket.shutdown(connection.socket, socket.SHUT_RDWR)
+        connection.socket.shutdown(socket.SHUT_RDWR)
 
 
 def closed_error(connection: ClientConnection, closed: ConnectionClosed | None) -> MarketError:
