@@ -231,9 +231,10 @@ class GatewayClient:
         return self.health_check()
 
     def reconnect(self) -> bool:
-        """Re-open the brokerage session (after expiry or a competing login); raises
-        AuthenticationError saying where to log in when only a person can."""
-        return self.session.ensure_authenticated().healthy
+        """Re-open the brokerage session (after expiry, a competing login, or a gateway that
+        lost its link to IBKR: ``ssodh/init`` is tried even when the gateway says it is not
+        connected); raises AuthenticationError saying where to log in when only a person can."""
+        return self.session.ensure_authenticated(even_disconnected=True).healthy
 
     def with_retry(self, max_retries: int, fn: Callable[[], T]) -> T:
         """Call ``fn`` with up to ``max_retries`` retries on transient errors, using this

@@ -132,13 +132,15 @@ class AuthRecovery:
             gateway_message=status.message or status.fail or None,
         )
 
-    def ensure_authenticated(self) -> AuthStatus:
+    def ensure_authenticated(self, *, even_disconnected: bool = False) -> AuthStatus:
         """Make the brokerage session usable, or raise AuthenticationError saying where to log in.
 
         Authenticated and not competing: returned as is. Connected (the gateway is logged in)
         but not authenticated, or competing: ``ssodh/init`` with ``compete: true``, then the
         auth status is polled for up to ``settle_timeout`` seconds. Not connected: a person
-        must log in.
+        must log in, unless ``even_disconnected`` (a reconnection the user asked for): then
+        ``ssodh/init`` is tried once all the same (the gateway may only have lost its link to
+        IBKR's backend); if it does not connect the session, a person must log in.
         """
         try:
             status = self._api.auth_status()
@@ -146,7 +148,7 @@ class AuthRecovery:
             raise self.login_error(endpoint=exc.endpoint, detail=exc.gateway_message or "") from exc
         if status.authenticated and not status.competing:
             return status
-        if not status.connected and not status.competing:
+        if not status.connected and not status.competing and not even_disconnected:
             raise self.login_error(
                 endpoint="/iserver/auth/status", detail=status.message or status.fail
             )
@@ -276,9 +278,9 @@ class SessionKeeper:
         thread = self._thread
         return thread is not None and thread.is_alive()
 
-    def ensure_authenticated(self) -> AuthStatus:
+    def ensure_authenticated(self, *, even_disconnected: bool = False) -> AuthStatus:
         """See :meth:`AuthRecovery.ensure_authenticated`."""
-        return self._api.recovery.ensure_authenticated()
+        return self._api.recovery.ensure_authenticated(even_disconnected=even_disconnected)
 
     def start(self) -> None:
         """Start the keep-alive thread (no-op when it already runs)."""

@@ -100,6 +100,19 @@ def test_logged_out_gateway_says_where_to_log_in(api: ApiClient, sim: GatewaySim
     assert sim.stats.requests[INIT] == 0  # nothing to reopen: a person must log in
 
 
+def test_a_reconnection_tries_ssodh_init_even_when_the_gateway_says_disconnected(
+    api: ApiClient, sim: GatewaySimulator
+) -> None:
+    """The store's reconnection asks the gateway rather than give up on ``connected: false``
+    (the gateway may only have lost its link to IBKR); the simulator reopens after a logout.
+    (It gave up without asking, so a live run never came back from the fault matrix's
+    logged-out gateway.)"""
+    api.logout()
+    keeper = SessionKeeper(api)
+    assert keeper.ensure_authenticated(even_disconnected=True).healthy
+    assert sim.stats.requests[INIT] == 1 and sim.authenticated
+
+
 def test_ensure_authenticated_opens_the_brokerage_session(sim: GatewaySimulator) -> None:
     sim.expire_session()
     with Transport(sim.url) as transport:
