@@ -15,7 +15,21 @@ fi
 echo "== ruff check";   .venv/bin/ruff check .
 echo "== ruff format";  .venv/bin/ruff format --check .
 echo "== mypy";         .venv/bin/mypy
+# Every tier runs even when one before it failed (a failing tier must not hide another);
+# the exit status is non-zero when any failed.
 pytest=(.venv/bin/pytest -q -p no:cacheprovider)
-echo "== pytest: offline tiers"; "${pytest[@]}" -m "not gateway and not slow" "$@"
-echo "== pytest: fault matrix and soak"; "${pytest[@]}" -m "slow and not gateway" "$@"
-echo "== pytest: IBKR's real gateway"; "${pytest[@]}" -m "gateway" "$@"
+failed=()
+tier() {
+  local name=$1 marks=$2
+  shift 2
+  echo "== pytest: $name"
+  "${pytest[@]}" -m "$marks" "$@" || failed+=("$name")
+}
+tier "offline tiers" "not gateway and not slow" "$@"
+tier "fault matrix and soak" "slow and not gateway" "$@"
+tier "IBKR's real gateway" "gateway" "$@"
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "== failed tiers: ${failed[*]}"
+  exit 1
+fi
+echo "== every tier passed"
