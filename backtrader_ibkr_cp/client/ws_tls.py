@@ -6,7 +6,7 @@ state at once, which OpenSSL does not allow. Right after a TLS 1.3 handshake it 
 practice: the reading thread is taking in the server's session tickets while the other sends
 the WebSocket upgrade, and about 2 connections in 1,000 then never see the upgrade's answer
 (measured against ``websockets``' own server on loopback; none with tickets turned off).
-IBKR's gateway, like most TLS 1.3 servers, sends tickets.
+Most TLS 1.3 servers send tickets (Java's, which IBKR's gateway runs on, by default).
 
 :class:`LockedTls` keeps the TLS socket non-blocking and lets one thread at a time into it;
 a thread that must wait for the network waits outside the lock, so a reader blocked on a
