@@ -7,6 +7,7 @@ naive New York times, as a feed's ``fromdate``/``todate`` are read in the exchan
 from __future__ import annotations
 
 import datetime as dt
+import faulthandler
 import os
 from typing import Any
 
@@ -17,6 +18,8 @@ from tests.support.instants import NY
 from tests.support.recorder import Recorder
 
 HISTORY = "/iserver/marketdata/history"
+#: Real seconds a spawned worker may run before it dumps its threads' stacks and exits.
+CHILD_SECONDS = 80.0
 
 
 def feed(store: IBKRCPStore, fromdate: dt.datetime, todate: dt.datetime | None, **kw: Any) -> Any:
@@ -96,7 +99,10 @@ def backtest_as(
     result: Any,
 ) -> None:
     """As user ``uid``: a store-backed backtest of ``span``. Puts (error class, message,
-    path) or ("no error", "", None) on ``result``."""
+    path) or ("no error", "", None) on ``result``. Should it hang for :data:`CHILD_SECONDS`,
+    it writes every thread's stack to ``<folder>.stacks`` and exits (read by the test)."""
+    stacks = open(f"{folder}.stacks", "w")  # noqa: SIM115 - kept open for faulthandler
+    faulthandler.dump_traceback_later(CHILD_SECONDS, exit=True, file=stacks)
     os.environ["IBKR_CP_PACING_DIR"] = pacing_dir
     dt.datetime.strptime("2024", "%Y")  # imports _strptime while /root is still readable
     os.setgid(uid)

@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import multiprocessing
 import os
+import queue
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -37,6 +38,7 @@ from backtrader_ibkr_cp.history.planner import minimum_requests
 from backtrader_ibkr_cp.models import Timeframe
 from backtrader_ibkr_cp.simulator import GatewaySimulator
 from tests.barstore.feed_runs import (
+    CHILD_SECONDS,
     HISTORY,
     backtest,
     backtest_as,
@@ -373,7 +375,14 @@ def test_a_store_this_user_cannot_write_is_a_typed_error_naming_the_file(
         target=backtest_as, args=(NOBODY, str(pacing), sim.url, str(bars), span, result)
     )
     child.start()
-    name, message, path = result.get(timeout=120)
+    try:
+        name, message, path = result.get(timeout=CHILD_SECONDS + 10)
+    except queue.Empty:
+        child.join(timeout=10)
+        stacks = Path(f"{bars}.stacks").read_text(errors="replace")
+        raise AssertionError(
+            f"the child (exit code {child.exitcode}) did not answer; its threads:\n{stacks}"
+        ) from None
     child.join(timeout=60)
     assert name == "BarStoreWriteError", message
     assert path is not None and path.startswith(str(bars)) and path in message
