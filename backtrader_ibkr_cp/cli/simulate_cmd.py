@@ -110,9 +110,12 @@ def serve_simulator(
             out.write(f"{added} instrument(s) added by plugins\n")
         hint = f" {verify_hint}" if verify_hint else ""
         out.write(f"try: ibkr-cp status --gateway {url}{hint}\n")
-        out.write("press Ctrl-C to stop (or send SIGTERM)\n")
-        out.flush()
+        # The last banner line is written inside the block: a SIGTERM sent as soon as it is
+        # read must land where it is expected (it exited 130, "interrupted", when it came
+        # between the flush and the wait).
         with contextlib.suppress(KeyboardInterrupt):
+            out.write("press Ctrl-C to stop (or send SIGTERM)\n")
+            out.flush()
             wait()
     return 0
 
