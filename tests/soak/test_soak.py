@@ -126,6 +126,7 @@ class SoakState:
 
     live: threading.Event = field(default_factory=threading.Event)
     rows: dict[str, list[Row]] = field(default_factory=dict)
+    statuses: dict[str, list[str]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     poller: Any = None
 
@@ -140,6 +141,7 @@ class Soak(bt.Strategy):  # type: ignore[misc]
         self.statuses: dict[str, list[str]] = {d._name: [] for d in self.datas}
         self.messages: list[str] = []
         self.p.state.rows = self.rows
+        self.p.state.statuses = self.statuses
 
     def notify_store(self, msg: Any, *args: Any, **kwargs: Any) -> None:
         self.messages.append(str(msg))
@@ -219,8 +221,15 @@ class Driver(threading.Thread):
                 self.report.rss.append((now - started, rss_kb()))
                 next_sample += RSS_EVERY
             self.cancel.wait(max(0.0, min(next_fault, next_sample) - time.monotonic()))
+        # Let the faults already injected be taken (each one is counted below), then no more.
+        deadline = time.monotonic() + CATCH_UP_SECONDS
+        while self.sim.pending_faults and time.monotonic() < deadline:
+            if self.cancel.wait(0.1):
+                break
         self.sim.clear_faults()
-        # Catch up to the last bar complete now (the same instant for every feed).
+        # Catch up to the last bar complete now (the same instant for every feed), every feed
+        # back to LIVE: the last fault may have broken a feed that has backfilled the bars
+        # already and is still on its way back (the end of the run raced with it).
         truth = self.sim.truth(SYMBOLS[0], "1h", start=SIM_START, outside_rth=True)
         self.report.target = truth[-1].timestamp + dt.timedelta(hours=1)  # its end stamp
         deadline = time.monotonic() + CATCH_UP_SECONDS
@@ -228,7 +237,7 @@ class Driver(threading.Thread):
             with self.state.lock:
                 done = all(
                     rows and rows[-1][0] >= self.report.target for rows in self.state.rows.values()
-                )
+                ) and all(s and s[-1] == "LIVE" for s in self.state.statuses.values())
             if done:
                 self.report.caught_up = True
                 return
