@@ -582,7 +582,20 @@ class BrokerWorker:
                 "account allowed to trade through the gateway?",
                 endpoint="/portfolio/{account}/summary",
             )
-        return AccountSnapshot(cash, value, positions, read_at)
+        return AccountSnapshot(cash, value, positions, _computed_at(summary, read_at))
 
     def __repr__(self) -> str:
         return f"BrokerWorker({'running' if self.running else 'stopped'})"
+
+
+def _computed_at(summary: AccountSummary, read_at: datetime) -> datetime:
+    """When IBKR computed the summary's cash: its entries' own timestamp when later than
+    ``read_at`` (the client's clock estimate, a lower bound taken before the request). A fill
+    between the two is already in the cash; stamping the snapshot ``read_at`` would add it
+    again (the broker counts only fills after the snapshot time)."""
+    stamps = [
+        entry.timestamp
+        for key in ("totalcashvalue", "netliquidation")
+        if (entry := summary.values.get(key)) is not None and entry.timestamp is not None
+    ]
+    return max([read_at, *stamps])
