@@ -41,7 +41,7 @@ from ..errors import (
     MarketError,
     WebSocketUnavailable,
 )
-from ..models import Bar, Snapshot
+from ..models import Availability, Bar, Snapshot
 from ..models.calendar import default_start
 from ..timing import Backoff
 from .builder import BarBuilder, TickBuilder
@@ -159,6 +159,8 @@ class LiveEngine:
         self._unconfirmed: dict[datetime, tuple[Bar, int]] = {}
         self._reconnects = 0
         self._recovering = False
+        #: What the latest market data said of itself (real time, delayed...).
+        self._availability: Availability | None = None
 
     # -- driving ---------------------------------------------------------------------------
 
@@ -389,6 +391,10 @@ class LiveEngine:
             self._notify("reconnected")
         held = list(self._held)
         self._held.clear()
+        if not held and self._availability is not None:
+            # A socket sends only changes: a quiet instrument may send nothing after a gap
+            # backfill, and the feed is caught up, as live as its market data last said.
+            self._report(self._availability)
         for snapshot in held:
             self._live_snapshot(snapshot)
 
@@ -422,10 +428,8 @@ class LiveEngine:
         self._live_snapshot(snapshot)
 
     def _live_snapshot(self, snapshot: Snapshot) -> None:
-        if snapshot.availability.delayed:
-            self._status(FeedStatus.DELAYED, "the gateway sends delayed market data")
-        else:
-            self._status(FeedStatus.LIVE, snapshot.availability.describe())
+        self._availability = snapshot.availability
+        self._report(snapshot.availability)
         if self.config.ticks:
             tick = self._ticks.update(snapshot)
             event = self.timeline.accept_tick(tick) if tick is not None else None
@@ -434,6 +438,12 @@ class LiveEngine:
             return
         for bar in self._builder.update(snapshot):
             self._built[bar.timestamp] = bar
+
+    def _report(self, availability: Availability) -> None:
+        if availability.delayed:
+            self._status(FeedStatus.DELAYED, "the gateway sends delayed market data")
+        else:
+            self._status(FeedStatus.LIVE, availability.describe())
 
     def _on_market_failed(self, error: MarketError) -> None:
         if self.phase not in (Phase.LIVE, Phase.BACKFILL):

@@ -211,6 +211,36 @@ def test_snapshots_during_a_backfill_are_held_until_it_is_done() -> None:
     assert statuses(out) == [FeedStatus.LIVE]
 
 
+def test_a_gap_backfill_with_no_market_data_after_it_reports_live_again() -> None:
+    """A socket sends market data only when a field changes: after the gap backfill of a
+    quiet instrument no snapshot comes, and the feed stayed DELAYED ("backfilling the gap")
+    although it was caught up. It now reports what the last market data said."""
+    e, request = live_engine(ny(9, 31, 10))
+    e.handle(HistoryAnswer(request, (bar(30),)), 0.1, None)
+    out = e.handle(MarketData(snap(ny(9, 31, 20), 100.0, 5000)), 0.2, None)
+    assert statuses(out) == [FeedStatus.LIVE]
+    out = e.handle(MarketDataFailed(AuthenticationError("no session", status=401)), 1.0, None)
+    assert statuses(out) == [FeedStatus.CONNBROKEN]
+    out = e.handle(ReconnectDone(None), 2.0, ny(9, 33, 5))
+    assert statuses(out) == [FeedStatus.DELAYED]
+    out = e.handle(HistoryAnswer(only_fetch(out), (bar(31), bar(32))), 3.0, None)
+    assert bars_of(out) == [bar(31), bar(32)]
+    assert statuses(out) == [FeedStatus.LIVE]
+    assert e.phase is Phase.LIVE
+
+
+def test_a_gap_backfill_keeps_delayed_market_data_delayed() -> None:
+    e, request = live_engine(ny(9, 31, 10))
+    e.handle(HistoryAnswer(request, (bar(30),)), 0.1, None)
+    out = e.handle(MarketData(snap(ny(9, 31, 20), 100.0, 5000, availability="DpB")), 0.2, None)
+    assert statuses(out) == []  # DELAYED since the start, and delayed data keeps it so
+    e.handle(MarketDataFailed(AuthenticationError("no session", status=401)), 1.0, None)
+    out = e.handle(ReconnectDone(None), 2.0, ny(9, 33, 5))
+    assert statuses(out) == [FeedStatus.DELAYED]  # from CONNBROKEN: backfilling the gap
+    out = e.handle(HistoryAnswer(only_fetch(out), (bar(31), bar(32))), 3.0, None)
+    assert statuses(out) == [] and e.status is FeedStatus.DELAYED and e.phase is Phase.LIVE
+
+
 def test_a_confirmation_that_fails_is_not_an_answer_and_the_gap_backfill_confirms_it() -> None:
     """Bug 10: the gateway went away right after a bar completed; after confirm_attempts
     failed requests the bar built from snapshots was delivered, unconfirmed, and never
