@@ -97,7 +97,15 @@ class _Handler(BaseHTTPRequestHandler):
         query = {k: v[0] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
         outcome = self.server.gateway.handle(method, split.path, query, body)
         stop = self.server.stop_event
-        release = outcome.release
+        freed = threading.Event()
+
+        def release() -> None:
+            # Frees the request's history slot once: as soon as its work is done, before
+            # the client can read the answer (and send its next request into the slot).
+            if outcome.release is not None and not freed.is_set():
+                freed.set()
+                outcome.release()
+
         try:
             if outcome.gate is not None:
                 outcome.gate.pass_through()  # stop() opens every gate
@@ -107,18 +115,15 @@ class _Handler(BaseHTTPRequestHandler):
             if outcome.action is Action.RESET:
                 self._reset()
             elif outcome.action is Action.HOLD:
-                # A black-holed request is not work in flight: free its history slot first.
-                if release is not None:
-                    release()
-                    release = None
+                release()  # a black-holed request is not work in flight
                 stop.wait(outcome.hold)
                 self.close_connection = True
             else:
                 assert outcome.response is not None
+                release()
                 self._send(outcome.response)
         finally:
-            if release is not None:
-                release()
+            release()
 
     def _read_body(self, method: str) -> bytes | None:
         """The request body (de-chunked); None after answering 400/411/413 itself."""

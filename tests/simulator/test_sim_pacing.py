@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from backtrader_ibkr_cp.simulator import GatewaySimulator, SimLimits
+from backtrader_ibkr_cp.simulator import GatewaySimulator, SimLimits, server
 from backtrader_ibkr_cp.timing import FakeClock
 from tests.support.instants import TUESDAY_MORNING
 
@@ -90,6 +90,36 @@ def test_sixth_concurrent_history_request_is_refused(client_for: Any) -> None:
         assert statuses == [200] * 5
         assert sim.stats.max_concurrent_history == 5
         assert sim.stats.rate_limited == 1
+
+
+def test_a_history_answer_the_client_has_is_no_longer_in_flight(
+    client_for: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bug: the slot of a history request was freed after its answer was written, so a
+    client that had all five answers and sent its next request at once could find the five
+    still counted (the handler threads not yet scheduled) and got a 429 and ten minutes of
+    penalty box for a paced request. Here every handler thread stalls right after writing."""
+    stalled = threading.Event()
+    resume = threading.Event()
+    original = server._Handler._send
+
+    def send_then_stall(handler: Any, response: Any) -> None:
+        original(handler, response)
+        if handler.path.startswith("/v1/api" + HISTORY_PATH):
+            stalled.set()
+            resume.wait(SETTLE)
+
+    monkeypatch.setattr(server._Handler, "_send", send_then_stall)
+    limits = SimLimits(total_per_second=RELAXED)
+    with GatewaySimulator(speed=0, start=TUESDAY_MORNING, penalty_seconds=60, limits=limits) as sim:
+        try:
+            clients = [client_for(sim) for _ in range(6)]
+            answers = [c.history(bar="1min", period="1h").status_code for c in clients[:5]]
+            assert answers == [200] * 5 and stalled.is_set()
+            assert clients[5].history(bar="1min", period="1h").status_code == 200
+            assert sim.stats.rate_limited == 0
+        finally:
+            resume.set()
 
 
 def test_tickle_and_sso_validate_limits(client_for: Any, fake_clock: FakeClock) -> None:
