@@ -29,7 +29,7 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from benchlib import INFO, Row, markdown_table, quiet, verdict
+from benchlib import INFO, Row, print_table, quiet, verdict
 
 from backtrader_ibkr_cp import GatewayClient
 from backtrader_ibkr_cp.client.pacing import PacingLimits
@@ -407,10 +407,8 @@ def parse_config(argv: Sequence[str] | None) -> BackfillConfig:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Print the backfill table; exit status 0 (a missed target is a row, not a failure)."""
-    config = parse_config(argv)
-    print(markdown_table(run(config, log=lambda m: print(m, file=sys.stderr))))
-    return 0
+    """Print the backfill table."""
+    return print_table(run, parse_config(argv))
 
 
 if __name__ == "__main__":

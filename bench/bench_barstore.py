@@ -41,7 +41,7 @@ if __package__ in (None, ""):
 import backtrader as bt
 import bench_replay
 from bench_replay import Outcome, ReplaySmaCross, frame, run_pandas
-from benchlib import Row, markdown_table, quiet, verdict
+from benchlib import Row, print_table, quiet, verdict
 
 from backtrader_ibkr_cp import BarStore, GatewayClient, IBKRCPStore
 from backtrader_ibkr_cp.cli.store_cmds import fill_series
@@ -238,9 +238,7 @@ def parse_config(argv: Sequence[str] | None) -> BarStoreConfig:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Print the bar store table."""
-    config = parse_config(argv)
-    print(markdown_table(run(config, log=lambda m: print(m, file=sys.stderr))))
-    return 0
+    return print_table(run, parse_config(argv))
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import backtrader as bt
-from benchlib import INFO, Row, markdown_table, quiet, verdict
+from benchlib import INFO, TUESDAY_10AM, Row, print_table, quiet, verdict
 
 from backtrader_ibkr_cp import IBKRCPStore
 from backtrader_ibkr_cp.simulator import GatewaySimulator
@@ -45,8 +45,6 @@ __all__ = ["BrokerConfig", "main", "run"]
 
 NAME = "broker"
 UTC = dt.timezone.utc
-#: Tuesday 2024-03-05 10:00 New York: regular hours.
-TUESDAY_10AM = dt.datetime(2024, 3, 5, 15, 0, 0, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -221,9 +219,7 @@ def parse_config(argv: Sequence[str] | None) -> BrokerConfig:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    config = parse_config(argv)
-    print(markdown_table(run(config, log=lambda m: print(m, file=sys.stderr))))
-    return 0
+    return print_table(run, parse_config(argv))
 
 
 if __name__ == "__main__":

@@ -43,7 +43,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import backtrader as bt
-from benchlib import Row, markdown_table, quiet, rss_mb, verdict
+from benchlib import TUESDAY_10AM, Row, print_table, quiet, rss_mb, verdict
 
 from backtrader_ibkr_cp import IBKRCPStore
 from backtrader_ibkr_cp.models import Timeframe
@@ -54,8 +54,6 @@ __all__ = ["LiveConfig", "main", "run"]
 
 NAME = "live"
 UTC = dt.timezone.utc
-#: Tuesday 2024-03-05 10:00:00 New York (EST): regular hours.
-TUESDAY_10AM = dt.datetime(2024, 3, 5, 15, 0, 0, tzinfo=UTC)
 #: Tuesday 2024-03-05 14:00 New York: the soak crosses the close, the night, Wednesday.
 TUESDAY_2PM = dt.datetime(2024, 3, 5, 19, 0, 0, tzinfo=UTC)
 #: The simulator's US listings (one per symbol; "DUAL" is deliberately ambiguous).
@@ -557,9 +555,7 @@ def parse_config(argv: Sequence[str] | None) -> LiveConfig:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Print the live table."""
-    config = parse_config(argv)
-    print(markdown_table(run(config, log=lambda m: print(m, file=sys.stderr))))
-    return 0
+    return print_table(run, parse_config(argv))
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ if __package__ in (None, ""):
 
 import backtrader as bt
 import pandas as pd  # type: ignore[import-untyped, import-not-found, unused-ignore]
-from benchlib import Row, markdown_table, quiet, verdict
+from benchlib import Row, print_table, quiet, verdict
 
 from backtrader_ibkr_cp import IBKRCPStore
 
@@ -245,9 +245,7 @@ def parse_config(argv: Sequence[str] | None) -> ReplayConfig:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Print the replay table."""
-    config = parse_config(argv)
-    print(markdown_table(run(config, log=lambda m: print(m, file=sys.stderr))))
-    return 0
+    return print_table(run, parse_config(argv))
 
 
 if __name__ == "__main__":

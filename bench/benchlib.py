@@ -24,16 +24,22 @@ from typing import TypeVar
 
 __all__ = [
     "INFO",
+    "TUESDAY_10AM",
     "Row",
     "best_of",
     "machine_header",
     "markdown_table",
+    "print_table",
     "quiet",
     "rss_mb",
     "verdict",
 ]
 
 T = TypeVar("T")
+C = TypeVar("C")
+
+#: Tuesday 2024-03-05 10:00 New York (EST), regular hours: where the live benchmarks start.
+TUESDAY_10AM = dt.datetime(2024, 3, 5, 15, 0, 0, tzinfo=dt.timezone.utc)
 
 #: The verdict of an informational row (no target).
 INFO = "-"
@@ -71,6 +77,13 @@ def markdown_table(rows: Sequence[Row]) -> str:
         cells = (row.benchmark, row.what, row.result, row.target or INFO, row.met)
         lines.append("| " + " | ".join(_cell(cell) for cell in cells) + " |")
     return "\n".join(lines)
+
+
+def print_table(run: Callable[..., Sequence[Row]], config: C) -> int:
+    """A benchmark's ``main``: ``run(config, log=...)`` with progress on stderr, the table on
+    stdout; exit status 0 (a missed target is a row, not a failure)."""
+    print(markdown_table(run(config, log=lambda message: print(message, file=sys.stderr))))
+    return 0
 
 
 def machine_header() -> str:

@@ -61,14 +61,20 @@ def table_rows(output: str, benchmark: str) -> list[list[str]]:
     return rows
 
 
+def smoke_rows(
+    bench_modules: dict[str, ModuleType], capsys: pytest.CaptureFixture[str], benchmark: str
+) -> list[list[str]]:
+    """Run ``benchmark``'s ``main`` in its smoke configuration; the rows it printed."""
+    assert bench_modules[benchmark].main(bench_modules["run_all"].SMOKE[benchmark]) == 0
+    return table_rows(capsys.readouterr().out, benchmark)
+
+
 def test_backfill_prints_its_table(
     bench_modules: dict[str, ModuleType],
     capsys: pytest.CaptureFixture[str],
     no_thread_leak: None,
 ) -> None:
-    argv = bench_modules["run_all"].SMOKE["backfill"]
-    assert bench_modules["backfill"].main(argv) == 0
-    rows = table_rows(capsys.readouterr().out, "backfill")
+    rows = smoke_rows(bench_modules, capsys, "backfill")
     measured = [row[1] for row in rows]
     assert any(m.startswith("history requests") for m in measured)
     assert any(m.startswith("wall time") for m in measured)
@@ -83,8 +89,7 @@ def test_replay_prints_its_table(
     capsys: pytest.CaptureFixture[str],
     no_thread_leak: None,
 ) -> None:
-    assert bench_modules["replay"].main(bench_modules["run_all"].SMOKE["replay"]) == 0
-    rows = table_rows(capsys.readouterr().out, "replay")
+    rows = smoke_rows(bench_modules, capsys, "replay")
     same = next(row for row in rows if row[1] == "same final value and trades")
     assert same[4] == "yes", same
     assert any(row[1] == "ratio cassette / PandasData" for row in rows)
@@ -95,8 +100,7 @@ def test_live_prints_its_table(
     capsys: pytest.CaptureFixture[str],
     no_thread_leak: None,
 ) -> None:
-    assert bench_modules["live"].main(bench_modules["run_all"].SMOKE["live"]) == 0
-    rows = table_rows(capsys.readouterr().out, "live")
+    rows = smoke_rows(bench_modules, capsys, "live")
     measured = " ".join(row[1] for row in rows)
     assert "snapshot requests per poll cycle, 3 feed(s)" in measured
     assert "REST requests per minute, 3 feed(s)" in measured
@@ -109,8 +113,7 @@ def test_broker_prints_its_table(
     capsys: pytest.CaptureFixture[str],
     no_thread_leak: None,
 ) -> None:
-    assert bench_modules["broker"].main(bench_modules["run_all"].SMOKE["broker"]) == 0
-    rows = table_rows(capsys.readouterr().out, "broker")
+    rows = smoke_rows(bench_modules, capsys, "broker")
     measured = [row[1] for row in rows]
     for path in ("polled order/trade lists", "WebSocket pushes"):
         assert any(m.startswith("order submit -> Accepted") and path in m for m in measured)
@@ -122,8 +125,7 @@ def test_barstore_prints_its_table(
     capsys: pytest.CaptureFixture[str],
     no_thread_leak: None,
 ) -> None:
-    assert bench_modules["barstore"].main(bench_modules["run_all"].SMOKE["barstore"]) == 0
-    rows = table_rows(capsys.readouterr().out, "barstore")
+    rows = smoke_rows(bench_modules, capsys, "barstore")
     measured = " ".join(row[1] for row in rows)
     for what in ("fill an empty store", "ratio store / PandasData", "ratio cassette / PandasData"):
         assert what in measured
