@@ -7,14 +7,21 @@ LIVE, a fault is injected every :data:`FAULT_EVERY` real seconds (about
 ``FAULT_EVERY * SPEED / 60`` simulated minutes), cycling through every kind the client must
 recover from. Then the faults stop, the feeds catch up, and the run ends.
 
+It runs twice: with ``streaming="poll"`` (live data from the snapshot poller) and with
+``streaming="auto"`` (live data over the gateway's WebSocket, whose cuts join the faults; the
+poller covers each cut). The run ends once the faults already injected were all taken, the
+brokerage session they closed was reopened by the client, and every feed delivered the first
+bar that completed after that and is LIVE.
+
 Asserted: every feed delivered exactly ``sim.truth`` from its ``fromdate`` (none lost, none
-repeated) and is LIVE; the snapshot poller sent one request per poll cycle for all ten feeds
-(plus the retries the faults caused), never one per feed; the client never provoked a pacing
-429 of its own; the process's resident memory (``VmRSS``, sampled every :data:`RSS_EVERY` s
-after a garbage collection and ``malloc_trim``) grows less than :data:`RSS_GROWTH_LIMIT_KB`
-after :data:`WARM_UP`. The simulator runs in the same process, so its own growth (a cache of
-generated market days, its request statistics) counts too; ``docs/reliability.md`` has the
-measured figures.
+repeated) and is LIVE; when polling, the snapshot poller sent one request per poll cycle for
+all ten feeds (plus the retries the faults caused), never one per feed; when streaming, the
+market data came over the socket and every cut socket was replaced; the client never provoked
+a pacing 429 of its own; the process's resident memory (``VmRSS``, sampled every
+:data:`RSS_EVERY` s after a garbage collection and ``malloc_trim``) grows less than
+:data:`RSS_GROWTH_LIMIT_KB` after :data:`WARM_UP`. The simulator runs in the same process,
+so its own growth (a cache of generated market days, its request statistics) counts too;
+``docs/reliability.md`` has the measured figures.
 """
 
 from __future__ import annotations
@@ -60,6 +67,10 @@ RSS_GROWTH_LIMIT_KB = 4 * 1024
 CATCH_UP_SECONDS = 20.0
 
 
+#: Injects one fault; a socket cut returns how many sockets it cut.
+Fault = Callable[[GatewaySimulator], "int | None"]
+
+
 def _fault(kind: str, count: int = 1, seconds: float | None = None) -> Callable[[Any], None]:
     def inject(sim: GatewaySimulator) -> None:
         sim.inject(kind, count, seconds=seconds)
@@ -74,8 +85,15 @@ def _expire(sim: GatewaySimulator) -> None:
 
 _expire.__name__ = "expire_session"
 
+
+def _drop_websockets(sim: GatewaySimulator) -> int:
+    return sim.drop_websockets()
+
+
+_drop_websockets.__name__ = "drop_websockets"
+
 #: Every fault the client recovers from (strict mode off), on the market-data paths.
-FAULTS: tuple[Callable[[GatewaySimulator], None], ...] = (
+FAULTS: tuple[Fault, ...] = (
     _fault("latency", 2, 0.3),
     _fault("http_500", 2),
     _fault("http_503", 3),
@@ -91,6 +109,8 @@ FAULTS: tuple[Callable[[GatewaySimulator], None], ...] = (
     _fault("daily_reset"),
     _expire,
 )
+#: The socket's own fault, added to the cycle when the feeds stream.
+SOCKET_FAULTS: tuple[Fault, ...] = (_drop_websockets,)
 
 Row = tuple[dt.datetime, float, float, float, float, float]
 
@@ -175,19 +195,36 @@ class Soak(bt.Strategy):  # type: ignore[misc]
 class DriverReport:
     injected: list[str] = field(default_factory=list)
     rss: list[tuple[float, int]] = field(default_factory=list)
+    cut_sockets: int = 0
     target: dt.datetime | None = None
     caught_up: bool = False
     error: BaseException | None = None
 
 
+def next_bar_end(now: dt.datetime) -> dt.datetime:
+    """The end of the first one-hour bar (04:00-20:00 New York, Monday to Friday) that
+    completes after ``now``."""
+    start = now.astimezone(NY).replace(minute=0, second=0, microsecond=0)
+    while not (4 <= start.hour < 20 and start.weekday() < 5):
+        start += dt.timedelta(hours=1)
+    return (start + dt.timedelta(hours=1)).astimezone(UTC)
+
+
 class Driver(threading.Thread):
     """Injects the faults, samples memory, waits for the catch-up, stops Cerebro."""
 
-    def __init__(self, sim: GatewaySimulator, state: SoakState, cerebro: bt.Cerebro) -> None:
+    def __init__(
+        self,
+        sim: GatewaySimulator,
+        state: SoakState,
+        cerebro: bt.Cerebro,
+        faults: tuple[Fault, ...],
+    ) -> None:
         super().__init__(name="soak-driver", daemon=True)
         self.sim = sim
         self.state = state
         self.cerebro = cerebro
+        self.faults = faults
         self.report = DriverReport()
         self.cancel = threading.Event()
 
@@ -212,8 +249,8 @@ class Driver(threading.Thread):
         while time.monotonic() - started < FAULT_SECONDS and not self.cancel.is_set():
             now = time.monotonic()
             if now >= next_fault:
-                fault = FAULTS[index % len(FAULTS)]
-                fault(self.sim)
+                fault = self.faults[index % len(self.faults)]
+                self.report.cut_sockets += fault(self.sim) or 0
                 self.report.injected.append(fault.__name__)
                 index += 1
                 next_fault += FAULT_EVERY
@@ -222,26 +259,37 @@ class Driver(threading.Thread):
                 next_sample += RSS_EVERY
             self.cancel.wait(max(0.0, min(next_fault, next_sample) - time.monotonic()))
         # Let the faults already injected be taken (each one is counted below), then no more.
-        deadline = time.monotonic() + CATCH_UP_SECONDS
-        while self.sim.pending_faults and time.monotonic() < deadline:
-            if self.cancel.wait(0.1):
-                break
+        self._wait_for(lambda: not self.sim.pending_faults, CATCH_UP_SECONDS)
         self.sim.clear_faults()
-        # Catch up to the last bar complete now (the same instant for every feed), every feed
-        # back to LIVE: the last fault may have broken a feed that has backfilled the bars
-        # already and is still on its way back (the end of the run raced with it).
-        truth = self.sim.truth(SYMBOLS[0], "1h", start=SIM_START, outside_rth=True)
-        self.report.target = truth[-1].timestamp + dt.timedelta(hours=1)  # its end stamp
-        deadline = time.monotonic() + CATCH_UP_SECONDS
-        while time.monotonic() < deadline and not self.cancel.is_set():
+        # A fault taken last may have closed the brokerage session (competing login, nightly
+        # reset, expiry) with every feed still LIVE: a feed learns it at its next request and
+        # breaks then. Wait for the client to have reopened the session; a feed that broke has
+        # said so by then.
+        if not self._wait_for(lambda: self.sim.authenticated, CATCH_UP_SECONDS):
+            raise AssertionError("the client never reopened the brokerage session")
+        # Then every feed must deliver the first bar that completes after that instant (the
+        # same bar for every feed) and be LIVE: a feed broken by the last fault has backfilled
+        # and come back, and a break it announced is behind that bar.
+        sim_now = self.sim.now()
+        target = self.report.target = next_bar_end(sim_now)
+        ahead = (target - sim_now).total_seconds() / SPEED
+
+        def caught_up() -> bool:
             with self.state.lock:
-                done = all(
-                    rows and rows[-1][0] >= self.report.target for rows in self.state.rows.values()
+                return all(
+                    rows and rows[-1][0] >= target for rows in self.state.rows.values()
                 ) and all(s and s[-1] == "LIVE" for s in self.state.statuses.values())
-            if done:
-                self.report.caught_up = True
-                return
-            self.cancel.wait(0.2)
+
+        self.report.caught_up = self._wait_for(caught_up, ahead + CATCH_UP_SECONDS)
+
+    def _wait_for(self, condition: Callable[[], bool], seconds: float) -> bool:
+        """Check ``condition`` every 0.1 s until it holds (True) or ``seconds`` passed or the
+        run was cancelled (False)."""
+        deadline = time.monotonic() + seconds
+        while not condition():
+            if time.monotonic() >= deadline or self.cancel.wait(0.1):
+                return False
+        return True
 
 
 @pytest.fixture
@@ -253,8 +301,9 @@ def soak_sim() -> Iterator[GatewaySimulator]:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("streaming", ["poll", "auto"])
 def test_ten_feeds_stay_exact_under_faults_for_a_simulated_day(
-    no_thread_leak: None, soak_sim: GatewaySimulator
+    no_thread_leak: None, soak_sim: GatewaySimulator, streaming: str
 ) -> None:
     sim = soak_sim
     store = IBKRCPStore(
@@ -264,6 +313,7 @@ def test_ten_feeds_stay_exact_under_faults_for_a_simulated_day(
         reconnect=-1,
         reconnect_timeout=0.5,
         stall_timeout=10.0,
+        streaming=streaming,
     )
     cerebro = bt.Cerebro(stdstats=False)
     for symbol in SYMBOLS:
@@ -278,7 +328,8 @@ def test_ten_feeds_stay_exact_under_faults_for_a_simulated_day(
         cerebro.adddata(data, name=symbol)
     state = SoakState()
     cerebro.addstrategy(Soak, state=state)
-    driver = Driver(sim, state, cerebro)
+    faults = FAULTS if streaming == "poll" else FAULTS + SOCKET_FAULTS
+    driver = Driver(sim, state, cerebro, faults)
     driver.start()
     started = time.monotonic()
     try:
@@ -294,7 +345,9 @@ def test_ten_feeds_stay_exact_under_faults_for_a_simulated_day(
         f"\nsoak: {elapsed:.1f} s, {len(report.injected)} faults, bars per feed "
         f"{ {symbol: len(strategy.rows[symbol]) for symbol in SYMBOLS} }, snapshot requests "
         f"{len(requests)} / poll cycles {poller.cycles if poller else None}, history requests "
-        f"{len(sim.stats.history_requests)}, RSS kB every {RSS_EVERY:g} s: "
+        f"{len(sim.stats.history_requests)}, sockets {sim.stats.ws_connections} "
+        f"({report.cut_sockets} cut), socket messages {dict(sim.stats.ws_messages)}, "
+        f"RSS kB every {RSS_EVERY:g} s: "
         f"{[kb for _, kb in report.rss]}"
     )
     assert report.error is None, repr(report.error)
@@ -309,21 +362,35 @@ def test_ten_feeds_stay_exact_under_faults_for_a_simulated_day(
         expected = truth_rows(truth, "1h", outside_rth=True)  # stamped at each bar's end
         assert rows[0][0] == first + dt.timedelta(hours=1), symbol
         assert rows == expected, f"{symbol}: delivered bars differ from the truth"
-        assert strategy.statuses[symbol][-1] == "LIVE", strategy.statuses[symbol]
+        assert strategy.statuses[symbol][-1] == "LIVE", (
+            f"{symbol} ended {strategy.statuses[symbol][-6:]}; its last messages: "
+            f"{[m for m in strategy.messages if symbol in m][-6:]}; last faults "
+            f"{report.injected[-4:]}"
+        )
     text = " | ".join(strategy.messages)
     assert "unexpectedly" not in text
-
-    # One snapshot request per poll cycle for all ten feeds (one per feed would be ten per
-    # cycle); the extra requests are the transport's retries and re-sends the faults caused.
-    conids = sorted(sim.conid(s) for s in SYMBOLS)
-    full = sum(sorted(r) == conids for r in requests)
-    assert full >= 0.9 * len(requests)
-    assert poller.cycles <= len(requests) <= 3 * poller.cycles
     # Pacing: the only 429s are the injected ones.
     assert sim.stats.rate_limited == report.injected.count("http_429")
+
+    if streaming == "poll":
+        assert_polled_once_per_cycle(sim, poller)
+    else:
+        # The market data came over the socket, and every cut socket was replaced.
+        assert sim.stats.ws_messages["smd"] > 0
+        assert sim.stats.ws_connections > report.cut_sockets > 0
 
     # Memory flat after warm-up.
     after = [kb for at, kb in report.rss if at >= WARM_UP]
     assert len(after) >= 12
     growth = max(after) - after[0]
     assert growth < RSS_GROWTH_LIMIT_KB, f"RSS grew {growth} kB after warm-up: {after}"
+
+
+def assert_polled_once_per_cycle(sim: GatewaySimulator, poller: Any) -> None:
+    """One snapshot request per poll cycle for all ten feeds (one per feed would be ten per
+    cycle); the extra requests are the transport's retries and re-sends the faults caused."""
+    requests = sim.stats.snapshot_conids
+    conids = sorted(sim.conid(s) for s in SYMBOLS)
+    full = sum(sorted(r) == conids for r in requests)
+    assert full >= 0.9 * len(requests)
+    assert poller.cycles <= len(requests) <= 3 * poller.cycles
