@@ -20,6 +20,13 @@ to it from the moment it is let through until a full window after its answer arr
 window is ``margin`` seconds (default 0.1 s) longer than the server's: however late the server
 saw it, the server's window is clear of it before the next request can take its place.
 
+**A request whose answer timed out** may still be running at the gateway, which counts it (a
+history request keeps one of its five slots until it is done). So it keeps its history slot for
+one more read timeout after the client gave up (:class:`SlotHold`), and its place in the rate
+windows a window after that: a client whose history answers all timed out at once (a long
+pause of the process, a slow gateway) does not send its retries into slots the gateway still
+counts.
+
 **One budget per gateway for every process.** IBKR counts requests per gateway, not per
 process, so :meth:`Pacer.shared` (what ``GatewayClient`` uses) keeps its windows, history slots
 and penalty in a :class:`~.pacing_ledger.PacingLedger` on disk that every process using the
@@ -93,6 +100,7 @@ __all__ = [
     "Pacer",
     "PacingCancelled",
     "PacingLimits",
+    "SlotHold",
     "request_kind",
     "wall_clock",
 ]
@@ -108,6 +116,24 @@ _MIN_WAIT = 0.001
 #: The longest wait for an in-flight request of this pacer before looking again, seconds
 #: (its release wakes the waiters at once; this only bounds a wake-up that never came).
 _RECHECK = 1.0
+
+
+class SlotHold:
+    """What :meth:`Pacer.slot` gives the block: ``keep(seconds)`` keeps the request's place
+    for ``seconds`` after the block exits (its history concurrency slot, and its place in the
+    rate windows that much longer). For a request whose answer timed out: the gateway may
+    still be working on it, and IBKR counts it until it is done. Without this, a client whose
+    history answers all timed out at once (a pause of the process, a slow gateway) would send
+    its retries into slots the gateway still counts, and get a 429 and the penalty box."""
+
+    __slots__ = ("linger",)
+
+    def __init__(self) -> None:
+        self.linger = 0.0
+
+    def keep(self, seconds: float) -> None:
+        """Keep the place ``seconds`` after the block exits (the longest asked wins)."""
+        self.linger = max(self.linger, float(seconds))
 
 
 class _Flag(Protocol):
@@ -288,7 +314,7 @@ class Pacer:
     @contextmanager
     def slot(
         self, path: str, *, cancel: _Flag | None = None, wait_out_penalty: bool = True
-    ) -> Iterator[None]:
+    ) -> Iterator[SlotHold]:
         """Block until a request to ``path`` may be sent, record it as sent, and hold its place
         (and, for history, a concurrency slot) until the block exits. Send the request inside
         the block and leave it when the answer (or the failure) is in.
@@ -300,13 +326,17 @@ class Pacer:
         command line): while a penalty is in force, raise
         :class:`~backtrader_ibkr_cp.errors.RateLimitExceeded` at once instead of waiting,
         nothing sent (``retry_after``: the seconds left).
+
+        The block gets a :class:`SlotHold`: a caller whose answer timed out calls
+        ``keep(seconds)``, since the gateway may still be working on the request.
         """
         kind = request_kind(path)
         ticket = self._acquire(kind, path, cancel, wait_out_penalty)
+        hold = SlotHold()
         try:
-            yield
+            yield hold
         finally:
-            self.ledger.release(ticket, self._wall())
+            self.ledger.release(ticket, self._wall(), linger=hold.linger)
             self._notify()
 
     def interrupt(self) -> None:

@@ -6,14 +6,16 @@ earn a 10-15 minute penalty box. So the facts a :class:`~.pacing.Pacer` decides 
 ledger every process can read and change (stored by :mod:`.pacing_store`):
 
 - one entry per request let through: its kind, the process (pid) that sent it, when it was sent
-  and when its answer came (``done``; None while in flight), and how long it is remembered
-  after that (``hold``: the longest window its sender applies to it);
+  and when its answer came (``done``; None while in flight), how long the gateway may still be
+  working on it after that (``linger``: a request whose answer timed out), and how long it is
+  remembered after that (``hold``: the longest window its sender applies to it);
 - the penalty after a 429: until when, since when, and which process got it.
 
 Each process applies its own limits to the requests of every process: a request may go when
 every window that counts it holds fewer than ``count`` entries (an in-flight entry counts until
-it is answered, a finished one for the window's length after its answer) and, for history, when
-fewer history requests than the concurrency cap are in flight anywhere.
+it is answered, a finished one for the window's length after its answer and linger) and, for
+history, when fewer history requests than the concurrency cap are busy anywhere (in flight, or
+finished less than their linger ago).
 
 :class:`PacingLedger` keeps no time of its own: every call is given ``now``, wall-clock seconds
 (``time.time()``, the one clock every process can compare). Clock jumps are bounded: a time in
@@ -85,7 +87,9 @@ class Window:
 @dataclasses.dataclass
 class Entry:
     """One request let through. Times are wall-clock seconds; ``done`` None while in flight;
-    ``hold`` seconds it is remembered after ``done``."""
+    ``linger`` seconds after ``done`` the gateway may still be working on it (its answer timed
+    out: it keeps its history slot, and its place in the windows starts after that); ``hold``
+    seconds it is remembered after ``done + linger``."""
 
     ticket: str
     pid: int
@@ -93,14 +97,25 @@ class Entry:
     sent: float
     done: float | None
     hold: float
+    linger: float = 0.0
+
+    @property
+    def finished(self) -> float:
+        """When the gateway is done with it at the latest (inf while in flight)."""
+        return math.inf if self.done is None else self.done + self.linger
+
+    def busy(self, now: float) -> bool:
+        """In flight, or still lingering at ``now``."""
+        return self.finished > now
 
     def to_json(self) -> list[Any]:
-        return [self.ticket, self.pid, self.kind, self.sent, self.done, self.hold]
+        return [self.ticket, self.pid, self.kind, self.sent, self.done, self.hold, self.linger]
 
     @classmethod
     def from_json(cls, row: Any) -> Entry | None:
         try:
-            ticket, pid, kind, sent, done, hold = row
+            ticket, pid, kind, sent, done, hold, *rest = row
+            linger = float(rest[0]) if rest else 0.0  # a row of an earlier version has none
             return cls(
                 str(ticket),
                 int(pid),
@@ -108,6 +123,7 @@ class Entry:
                 float(sent),
                 None if done is None else float(done),
                 float(hold),
+                max(0.0, min(linger, IN_FLIGHT_EXPIRY)),
             )
         except (TypeError, ValueError):
             return None
@@ -248,16 +264,20 @@ class PacingLedger:
             state.save(raw)
         return verdict
 
-    def release(self, ticket: str, now: float) -> None:
+    def release(self, ticket: str, now: float, linger: float = 0.0) -> None:
         """The request of ``ticket`` was answered (or failed) at ``now``: it frees its history
-        slot and keeps its place in the windows for ``hold`` seconds more."""
+        slot and keeps its place in the windows for ``hold`` seconds more. ``linger``: seconds
+        the gateway may still be working on it (its answer timed out); it keeps its history
+        slot that long, and its place in the windows that much longer."""
         with self._mine_lock:
             self._mine.discard(ticket)
+        linger = max(0.0, min(float(linger), IN_FLIGHT_EXPIRY))
         with self.store.transaction() as raw:
             state = self._prune(raw, now)
             for entry in state.entries:
                 if entry.ticket == ticket and entry.done is None:
                     entry.done = now
+                    entry.linger = linger
             state.save(raw)
 
     def penalize(self, until: float, now: float) -> float:
@@ -323,7 +343,7 @@ class PacingLedger:
                         entry.done = now
             else:
                 entry.done = min(entry.done, now)
-                if entry.done + entry.hold <= now:
+                if entry.finished + entry.hold <= now:
                     continue
             kept.append(entry)
         state.entries = kept
@@ -357,23 +377,26 @@ class PacingLedger:
             counted = [
                 e
                 for e in state.entries
-                if window.counts(e.kind) and (e.done is None or e.done + window.seconds > now)
+                if window.counts(e.kind) and e.finished + window.seconds > now
             ]
             excess = len(counted) - window.count
             if excess < 0:
                 continue
-            frees = sorted(
-                counted, key=lambda e: math.inf if e.done is None else e.done + window.seconds
-            )
+            frees = sorted(counted, key=lambda e: e.finished + window.seconds)
             first_free = frees[excess]
             if first_free.done is None:
                 blocking.extend(e for e in counted if e.done is None)
             else:
-                delay = max(delay, first_free.done + window.seconds - now)
+                delay = max(delay, first_free.finished + window.seconds - now)
         if kind == "history":
-            flying = [e for e in state.entries if e.kind == "history" and e.done is None]
-            if len(flying) >= history_concurrency:
-                blocking.extend(flying)
+            busy = [e for e in state.entries if e.kind == "history" and e.busy(now)]
+            excess = len(busy) - history_concurrency
+            if excess >= 0:
+                first_free = sorted(busy, key=lambda e: e.finished)[excess]
+                if first_free.done is None:
+                    blocking.extend(e for e in busy if e.done is None)
+                else:
+                    delay = max(delay, first_free.finished - now)
         if delay <= 0.0 and not blocking:
             return None
         foreign = any(e.ticket not in mine for e in blocking)

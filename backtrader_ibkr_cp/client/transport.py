@@ -29,10 +29,11 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import requests
+import urllib3
 
 from ..errors import ConfigError, MarketError, RateLimitExceeded, TransportClosed
 from ..timing import SYSTEM_CLOCK, CancelToken, Clock
-from .pacing import Pacer, PacingCancelled
+from .pacing import Pacer, PacingCancelled, SlotHold
 from .responses import AccountsRequired, Call, decode, failure, scrub
 from .retry import RetryPolicy, retry_cause
 from .tls import TlsPolicy
@@ -97,6 +98,18 @@ class ClientEvent:
 Listener = Callable[[ClientEvent], None]
 #: Maps a non-``requests`` exception raised while sending to a MarketError (or None).
 ErrorMapper = Callable[[Exception], "MarketError | None"]
+
+
+def _answer_timed_out(exc: requests.exceptions.RequestException) -> bool:
+    """True when the request was sent and its answer did not come in time (requests raises
+    ReadTimeout, or a ConnectionError around urllib3's ReadTimeoutError while reading the
+    body)."""
+    if isinstance(exc, requests.exceptions.ReadTimeout):
+        return True
+    cause = exc.args[0] if exc.args else None
+    return isinstance(exc, requests.exceptions.ConnectionError) and isinstance(
+        cause, urllib3.exceptions.ReadTimeoutError
+    )
 
 
 def _timeouts(timeout: object) -> tuple[float, float]:
@@ -294,13 +307,13 @@ class Transport:
             raise error
 
     @contextlib.contextmanager
-    def _slot(self, method: str, path: str, policy: RetryPolicy) -> Iterator[None]:
+    def _slot(self, method: str, path: str, policy: RetryPolicy) -> Iterator[SlotHold]:
         """The pacer's slot; TransportClosed when close() cancels the wait for it. A policy
         that does not retry a 429 does not wait out a penalty either (RateLimitExceeded)."""
         waits = _waits_out_penalty(policy)
         try:
-            with self.pacer.slot(path, cancel=self._closed, wait_out_penalty=waits):
-                yield
+            with self.pacer.slot(path, cancel=self._closed, wait_out_penalty=waits) as hold:
+                yield hold
         except PacingCancelled as exc:
             raise TransportClosed(
                 f"{method} {scrub(path)}: this client was closed while the request waited to "
@@ -318,7 +331,7 @@ class Transport:
     ) -> Any:
         call = Call(method, path, self.base_url, self.login_url)
         self.tls.before_request()
-        with self._slot(method, path, policy):
+        with self._slot(method, path, policy) as hold:
             started = time.monotonic()
             try:
                 try:
@@ -336,6 +349,9 @@ class Transport:
                     self._close_late_pools()
             except requests.exceptions.RequestException as exc:
                 self._record(method, call.shown, None, time.monotonic() - started)
+                if _answer_timed_out(exc):
+                    # Sent, and no answer in time: the gateway may still be working on it.
+                    hold.keep(self.timeout[1])
                 raise failure(exc, call, timeout=self.timeout, tls=self.tls) from exc
             except MarketError:
                 raise

@@ -121,7 +121,11 @@ class Gateway:
         admission = self.pacer.admit(api_path)
         if not admission.allowed:
             stats.record_rate_limited()
-            _LOG.debug("429 on %s: %s", api_path, admission.violation)
+            if admission.opened_penalty:
+                stats.record_violation(api_path, admission.violation)
+                _LOG.warning("429 on %s: %s (penalty box opened)", api_path, admission.violation)
+            else:
+                _LOG.debug("429 on %s: %s", api_path, admission.violation)
             return Outcome(Action.RESPOND, _too_many(admission.retry_after), self.latency)
         try:
             outcome = self._route(Request(method, api_path, dict(query), body))

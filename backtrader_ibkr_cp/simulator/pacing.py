@@ -81,6 +81,7 @@ class Admission:
     retry_after: int = 0
     violation: str = ""
     release: Callable[[], None] | None = None
+    opened_penalty: bool = False
 
 
 class _Window:
@@ -168,7 +169,8 @@ class Pacer:
             violation = self._violation(now, path)
             if violation:
                 self._penalty_until = now + self.penalty_seconds
-                return Admission(False, max(1, math.ceil(self.penalty_seconds)), violation)
+                retry_after = max(1, math.ceil(self.penalty_seconds))
+                return Admission(False, retry_after, violation, opened_penalty=True)
             self._total.times.append(now)
             windows = {SNAPSHOT_PATH: self._snapshot, TICKLE_PATH: self._tickle}
             windows[SSO_VALIDATE_PATH] = self._sso

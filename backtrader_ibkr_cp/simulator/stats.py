@@ -24,6 +24,8 @@ class SimStats:
       (``"smd"`` for ``smd+265598``; ``"ech"`` for the ``ech+hb`` echo); messages a silenced
       socket swallowed are not counted.
     - ``ws_swallowed``: WebSocket messages a silenced socket swallowed instead of sending.
+    - ``violations``: ``(path, limit broken)`` of each request that broke a pacing limit and
+      opened the penalty box (the 429s of the penalty box itself and injected ones are not).
 
     :meth:`wait_for` blocks until the counters satisfy a condition (a test waiting for a
     request to arrive); every ``record_*`` method wakes it.
@@ -39,6 +41,7 @@ class SimStats:
         self._ws_connections = 0
         self._ws_messages: Counter[str] = Counter()
         self._ws_swallowed = 0
+        self._violations: list[tuple[str, str]] = []
 
     @property
     def requests(self) -> Counter[str]:
@@ -80,6 +83,11 @@ class SimStats:
         with self._lock:
             return self._ws_swallowed
 
+    @property
+    def violations(self) -> list[tuple[str, str]]:
+        with self._lock:
+            return list(self._violations)
+
     def reset(self) -> None:
         """Forget everything counted so far."""
         with self._lock:
@@ -91,6 +99,7 @@ class SimStats:
             self._ws_connections = 0
             self._ws_messages.clear()
             self._ws_swallowed = 0
+            self._violations.clear()
             self._lock.notify_all()
 
     def wait_for(self, condition: Callable[[SimStats], bool], timeout: float) -> bool:
@@ -110,6 +119,11 @@ class SimStats:
     def record_rate_limited(self) -> None:
         with self._lock:
             self._rate_limited += 1
+            self._lock.notify_all()
+
+    def record_violation(self, path: str, limit: str) -> None:
+        with self._lock:
+            self._violations.append((path, limit))
             self._lock.notify_all()
 
     def record_history_peak(self, in_flight: int) -> None:
@@ -147,5 +161,6 @@ class SimStats:
             return (
                 f"SimStats(requests={sum(self._requests.values())}, "
                 f"rate_limited={self._rate_limited}, "
-                f"max_concurrent_history={self._max_concurrent_history})"
+                f"max_concurrent_history={self._max_concurrent_history}, "
+                f"violations={self._violations})"
             )

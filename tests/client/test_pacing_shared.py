@@ -18,6 +18,7 @@ from backtrader_ibkr_cp.client.pacing import Pacer, PacingCancelled, PacingLimit
 from backtrader_ibkr_cp.client.pacing_ledger import (
     IN_FLIGHT_EXPIRY,
     PENALTY_CAP,
+    Entry,
     PacingLedger,
 )
 from backtrader_ibkr_cp.client.pacing_store import (
@@ -226,6 +227,30 @@ def test_an_event_cancel_is_seen_when_the_pacer_is_interrupted(folder: Path) -> 
 
 
 # -- processes that die, clocks that jump ----------------------------------------------------
+
+
+def test_a_request_whose_answer_timed_out_keeps_its_places_while_it_lingers(
+    clock: FakeClock, folder: Path
+) -> None:
+    """A request kept for 2 s after it timed out (the gateway may still be working on it)
+    holds its history slot for every process until then, and its place in the rate windows
+    a window after that; a process of the earlier row format (no linger) is read as 0."""
+    a = pacer(clock, ledger(folder), PacingLimits(history_concurrency=1))
+    b = pacer(clock, ledger(folder, pid=OTHER_PID), PacingLimits(history_concurrency=1))
+    with a.slot(HISTORY) as hold:
+        hold.keep(2.0)
+    assert a.in_flight("history") == 0  # answered (by its timeout)
+    assert b.wait_time(HISTORY) == pytest.approx(2.0)  # a finite wait, no poll for a release
+    assert send(b, clock, HISTORY, 1) == [pytest.approx(1002.0)]
+    (first, second) = b.state().entries
+    assert (first.done, first.linger, first.finished) == (1000.0, 2.0, 1002.0)
+    assert second.linger == 0.0
+    # its place in a rate window (tickle: 1 per 1.1 s) ends a window after it finished
+    with a.slot("/tickle") as hold:
+        hold.keep(2.0)
+    assert b.wait_time("/tickle") == pytest.approx(3.1)
+    earlier = Entry.from_json(first.to_json()[:6])  # a row without linger
+    assert earlier is not None and earlier.linger == 0.0 and earlier.finished == 1000.0
 
 
 def test_a_dead_process_releases_its_history_slots(clock: FakeClock, folder: Path) -> None:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import threading
+import time
 
 from backtrader_ibkr_cp.client.api import ApiClient
 from backtrader_ibkr_cp.client.pacing import Pacer, PacingLimits
 from backtrader_ibkr_cp.client.retry import RetryPolicy
 from backtrader_ibkr_cp.client.session import SessionKeeper
 from backtrader_ibkr_cp.client.transport import Transport
+from backtrader_ibkr_cp.errors import MarketError, RequestTimeout
+from backtrader_ibkr_cp.models.history import HistoryResponse
 from backtrader_ibkr_cp.simulator import GatewaySimulator
 from backtrader_ibkr_cp.simulator.stats import SimStats
 
@@ -87,3 +90,50 @@ def test_five_concurrent_history_requests_are_allowed_when_asked(sim: GatewaySim
     assert sim.stats.max_concurrent_history == 5
     assert sim.stats.requests[HISTORY] == 7
     assert sim.stats.rate_limited == 0
+
+
+def test_history_answers_that_timed_out_keep_their_slots_while_the_gateway_works(
+    sim: GatewaySimulator,
+) -> None:
+    """The gateway may still be working on a request whose answer timed out, and IBKR counts
+    it among the five history requests in flight. Four history answers are held at a gate
+    past the client's one-second read timeout; the client's next two history requests must
+    wait for those slots (before: they went at once, the gateway counted six, answered 429
+    and opened the penalty box), and go once the read timeout has passed again."""
+    pacer = Pacer(PacingLimits())
+    retry = RetryPolicy(total=0, rate_limit_retries=0)
+    conid = sim.conid("AAPL")
+    results: list[object] = []
+
+    def ask() -> None:
+        try:
+            results.append(api.history(conid, "5min", "1h"))
+        except MarketError as exc:
+            results.append(exc)
+
+    with Transport(sim.url, pacer=pacer, retry=retry, timeout=(5.0, 1.0)) as transport:
+        api = ApiClient(transport)
+        with sim.gate(HISTORY) as gate:
+            first = [threading.Thread(target=ask) for _ in range(4)]
+            for thread in first:
+                thread.start()
+            for thread in first:
+                thread.join(SETTLE)
+            assert [type(r) for r in results] == [RequestTimeout] * 4
+            assert gate.held == 4  # the gateway still works on every one of them
+            later = [threading.Thread(target=ask) for _ in range(2)]
+            for thread in later:
+                thread.start()
+            deadline = time.monotonic() + SETTLE
+            while not (pacer.waiting == 2 or sim.stats.rate_limited):
+                assert time.monotonic() < deadline, "the two requests neither waited nor went"
+                time.sleep(0.01)
+            assert sim.stats.rate_limited == 0, sim.stats.violations
+            assert sim.stats.requests[HISTORY] == 4
+        # the gate opened: the gateway is done with the four; the two go when their slots free
+        for thread in later:
+            thread.join(SETTLE)
+    assert not any(thread.is_alive() for thread in later)
+    assert all(isinstance(r, HistoryResponse) and r.bars for r in results[4:]), results[4:]
+    assert sim.stats.rate_limited == 0, sim.stats.violations
+    assert sim.stats.requests[HISTORY] == 6
