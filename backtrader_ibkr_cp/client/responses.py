@@ -6,7 +6,7 @@ answer to decoded JSON or raises. The table:
 ===============================================  ==========================================
 outcome                                          error
 ===============================================  ==========================================
-connect or read timeout                          RequestTimeout (the timeout, what to check)
+connect or read timeout (headers or body)        RequestTimeout (the timeout, what to check)
 refused / reset / closed connection              GatewayConnectionError ("is it running?")
 ``http://`` sent to a TLS (HTTPS) port            GatewayConnectionError ("use https://")
 TLS failure                                      TlsError (a NetworkError naming ``verify=``)
@@ -40,6 +40,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 
 from ..errors import (
     AccountsRequired,
@@ -57,7 +58,7 @@ from ..wire import ACCOUNT_ID
 from .retry import parse_retry_after
 from .tls import TlsPolicy
 
-__all__ = ["AccountsRequired", "Call", "decode", "failure", "scrub"]
+__all__ = ["AccountsRequired", "Call", "answer_timed_out", "decode", "failure", "scrub"]
 
 _TOKEN = re.compile(r"\b[0-9a-fA-F]{32,}\b")
 _MESSAGE_LIMIT = 200
@@ -238,6 +239,18 @@ def in_band(message: str, call: Call, status: int) -> ApiError:
     )
 
 
+def answer_timed_out(exc: requests.exceptions.RequestException) -> bool:
+    """True when the request was sent and its answer did not come in time: ``requests`` raises
+    ReadTimeout while waiting for the headers, and a ConnectionError around urllib3's
+    ReadTimeoutError when the body stalls after them."""
+    if isinstance(exc, requests.exceptions.ReadTimeout):
+        return True
+    cause = exc.args[0] if exc.args else None
+    return isinstance(exc, requests.exceptions.ConnectionError) and isinstance(
+        cause, urllib3.exceptions.ReadTimeoutError
+    )
+
+
 def failure(
     exc: requests.exceptions.RequestException,
     call: Call,
@@ -263,6 +276,14 @@ def failure(
             f"{where}: no answer from the gateway at {root} within {read:g} s; it may be "
             "overloaded, or running without a connection to IBKR (it then never answers). "
             "Check that its page opens in a browser, or raise timeout=",
+            endpoint=path,
+            timeout=read,
+        )
+    if answer_timed_out(exc):
+        return RequestTimeout(
+            f"{where}: the gateway at {root} began answering, then sent nothing more for "
+            f"{read:g} s; it may be overloaded or its link to IBKR may have stalled. Retrying "
+            "usually helps; raise timeout= if large answers are slow",
             endpoint=path,
             timeout=read,
         )

@@ -29,12 +29,11 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import requests
-import urllib3
 
 from ..errors import ConfigError, MarketError, RateLimitExceeded, TransportClosed
 from ..timing import SYSTEM_CLOCK, CancelToken, Clock
 from .pacing import Pacer, PacingCancelled, SlotHold
-from .responses import AccountsRequired, Call, decode, failure, scrub
+from .responses import AccountsRequired, Call, answer_timed_out, decode, failure, scrub
 from .retry import RetryPolicy, retry_cause
 from .tls import TlsPolicy
 
@@ -98,18 +97,6 @@ class ClientEvent:
 Listener = Callable[[ClientEvent], None]
 #: Maps a non-``requests`` exception raised while sending to a MarketError (or None).
 ErrorMapper = Callable[[Exception], "MarketError | None"]
-
-
-def _answer_timed_out(exc: requests.exceptions.RequestException) -> bool:
-    """True when the request was sent and its answer did not come in time (requests raises
-    ReadTimeout, or a ConnectionError around urllib3's ReadTimeoutError while reading the
-    body)."""
-    if isinstance(exc, requests.exceptions.ReadTimeout):
-        return True
-    cause = exc.args[0] if exc.args else None
-    return isinstance(exc, requests.exceptions.ConnectionError) and isinstance(
-        cause, urllib3.exceptions.ReadTimeoutError
-    )
 
 
 def _timeouts(timeout: object) -> tuple[float, float]:
@@ -349,7 +336,7 @@ class Transport:
                     self._close_late_pools()
             except requests.exceptions.RequestException as exc:
                 self._record(method, call.shown, None, time.monotonic() - started)
-                if _answer_timed_out(exc):
+                if answer_timed_out(exc):
                     # Sent, and no answer in time: the gateway may still be working on it.
                     hold.keep(self.timeout[1])
                 raise failure(exc, call, timeout=self.timeout, tls=self.tls) from exc

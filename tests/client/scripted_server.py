@@ -19,7 +19,9 @@ class Reply:
     (a larger value makes a truncated body); ``hold``: the answer waits until the test sets
     this event (at most :data:`HOLD_LIMIT` seconds, then the connection closes unanswered),
     and ``held`` is set once the request has arrived and waits; ``drop`` closes the
-    connection without an answer."""
+    connection without an answer; ``stall``: after the headers and ``body`` (give a larger
+    ``length``), the rest of the body waits for this event (at most :data:`HOLD_LIMIT`
+    seconds), as a gateway whose answer stops mid-way does."""
 
     status: int = 200
     body: bytes = b"{}"
@@ -29,6 +31,7 @@ class Reply:
     hold: threading.Event | None = None
     held: threading.Event = field(default_factory=threading.Event)
     drop: bool = False
+    stall: threading.Event | None = None
 
 
 @dataclass
@@ -103,6 +106,9 @@ class Scripted:
                     self.close_connection = True
                 self.end_headers()
                 self.wfile.write(reply.body)
+                if reply.stall is not None:
+                    self.wfile.flush()
+                    reply.stall.wait(HOLD_LIMIT)
 
             do_GET = do_POST = _answer
 

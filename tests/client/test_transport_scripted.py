@@ -199,6 +199,29 @@ def test_read_timeout_is_a_request_timeout_while_the_answer_is_held(scripted: Sc
     assert "0.3 s" in str(raised.value) and "/iserver/accounts" in str(raised.value)
 
 
+def test_a_body_that_stalls_is_a_request_timeout_not_a_gateway_that_is_down(
+    scripted: Scripted,
+) -> None:
+    """The gateway sends its headers and part of the body, then nothing: the read timeout ends
+    the request. ``requests`` raises that as a ConnectionError; it is a timeout of an answer
+    under way (the gateway is up), so the user is not asked whether it is running."""
+    resume = threading.Event()
+    stalled = Reply(body=b'{"accounts": [', length=200, stall=resume)
+    scripted.on("/iserver/accounts", stalled)
+    try:
+        with transport(scripted, timeout=(2.0, 0.3), retry=RetryPolicy.no_retries()) as t:
+            with pytest.raises(RequestTimeout) as raised:
+                t.request("GET", "/iserver/accounts")
+            assert not resume.is_set()  # the rest of the body was never sent
+    finally:
+        resume.set()
+    assert isinstance(raised.value.__cause__, requests.exceptions.ConnectionError)
+    assert raised.value.timeout == 0.3
+    message = str(raised.value)
+    assert "began answering" in message and "0.3 s" in message
+    assert "/iserver/accounts" in message and "is the gateway running" not in message
+
+
 def test_dropped_connection_is_a_connection_error(scripted: Scripted) -> None:
     scripted.on("/iserver/accounts", Reply(drop=True))
     with transport(scripted) as t, pytest.raises(GatewayConnectionError) as raised:
