@@ -5,7 +5,9 @@ source's thread (the snapshot poller, or the WebSocket reader) through :meth:`on
 :meth:`on_error`, which only append to a bounded inbox. The runner thread feeds the inbox to
 the engine, carries out its actions (history requests and reconnections run here, one at a
 time) and puts the feed's items into :attr:`StreamRunner.events`, a bounded :class:`Channel`
-the backtrader feed drains without blocking. Every wait goes through the injected clock and
+the backtrader feed drains without blocking. A reconnection drops the market data and errors
+received before it (they describe the connection it replaced), so one loss breaks the feed
+once however many reports of it were queued. Every wait goes through the injected clock and
 ends when the runner's cancel token is cancelled; :meth:`stop` cancels, leaves the market
 source and joins.
 """
@@ -143,6 +145,8 @@ class StreamRunner:
         self.finished = Signal()
         self._thread: threading.Thread | None = None
         self._subscribed = False
+        #: Counts reconnections: market data taken from the inbox before one is stale after it.
+        self._reconnections = 0
 
     # -- what the feed reads ---------------------------------------------------------------
 
@@ -201,10 +205,13 @@ class StreamRunner:
             while not self.engine.ended:
                 self._token.raise_if_cancelled("the stream")
                 items: list[Input] = list(self._wait_for_input())
+                reconnections = self._reconnections
                 for item in items or [TimePassed()]:
                     self._token.raise_if_cancelled("the stream")
                     self._carry_out(self._handle(item))
-                    if self.engine.ended:
+                    if self.engine.ended or self._reconnections != reconnections:
+                        # The rest arrived before the reconnection: stale, as the inbox it
+                        # drained (a second report of the same loss would break it again).
                         break
         except Cancelled:
             pass
@@ -277,6 +284,7 @@ class StreamRunner:
                 self._session.reconnect()
             self._leave()
             self._inbox.drain()
+            self._reconnections += 1
             self._join()
         except MarketError as exc:
             self._token.raise_if_cancelled("the stream")
