@@ -251,6 +251,17 @@ class GatewayClient:
                 if self.transport.clock.wait(policy.sleep_seconds(exc), token):
                     raise
 
+    def session_mark(self) -> int:
+        """A mark of now in the client's checks of the session: take it when a report that
+        the session was lost arrives (see :meth:`session_usable_since`)."""
+        return self.api.recovery.checks.mark()
+
+    def session_usable_since(self, mark: int) -> bool:
+        """True when a check of the session begun after ``mark`` (an auth status, a
+        ``ssodh/init``, a tickle, by any thread of this client) found it usable: a loss
+        reported at ``mark`` is over."""
+        return self.api.recovery.checks.usable_since(mark)
+
     def server_time(self) -> datetime:
         """The gateway's clock (UTC), which may differ from the local one."""
         return self.api.server_time()

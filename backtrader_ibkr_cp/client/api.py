@@ -16,7 +16,7 @@ import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 from ..errors import (
     ApiError,
@@ -57,6 +57,8 @@ _TIME_FORMAT = "%Y%m%d-%H:%M:%S"
 _SESSION_PATHS = frozenset(
     {"/iserver/auth/status", "/iserver/auth/ssodh/init", "/iserver/reauthenticate"}
 )
+#: A session check's answer (both say whether the session is usable: ``healthy``).
+_Status = TypeVar("_Status", AuthStatus, TickleResult)
 _PAYLOAD_KEYS = ("conid", "conidEx", "_updated", "server_id", "6119")
 #: IBKR: at most 200 conids per ``/trsrv/secdef`` request.
 SECDEF_MAX_CONIDS = 200
@@ -167,17 +169,29 @@ class ApiClient(OrdersApi, PortfolioApi):
 
     def auth_status(self) -> AuthStatus:
         """``POST /iserver/auth/status``: the brokerage session's state."""
-        return parse_auth_status(self._request("POST", "/iserver/auth/status"))
+        check = self.recovery.checks.begin()
+        return self._checked(
+            check, parse_auth_status(self._request("POST", "/iserver/auth/status"))
+        )
 
     def init_brokerage_session(self, compete: bool = True) -> AuthStatus:
         """``POST /iserver/auth/ssodh/init``: open the brokerage session; ``compete=True``
         takes it over from another login."""
         body = {"publish": True, "compete": bool(compete)}
-        return parse_auth_status(self._request("POST", "/iserver/auth/ssodh/init", json=body))
+        check = self.recovery.checks.begin()
+        answer = self._request("POST", "/iserver/auth/ssodh/init", json=body)
+        return self._checked(check, parse_auth_status(answer))
 
     def tickle(self) -> TickleResult:
         """``POST /tickle``: keep the session alive (the session token is not kept)."""
-        return parse_tickle(self._request("POST", "/tickle"))
+        check = self.recovery.checks.begin()
+        return self._checked(check, parse_tickle(self._request("POST", "/tickle")))
+
+    def _checked(self, check: int, status: _Status) -> _Status:
+        """Record that check ``check`` found the session usable, if it did."""
+        if status.healthy:
+            self.recovery.checks.usable(check)
+        return status
 
     def reauthenticate(self) -> None:
         """``POST /iserver/reauthenticate`` (deprecated by IBKR in favour of ssodh/init)."""

@@ -14,6 +14,10 @@ person can log in again on the gateway's page.
 - :class:`SessionKeeper` runs the keep-alive thread: a ``POST /tickle`` every
   ``tickle_interval`` seconds, recovery when a tickle reports the session unauthenticated,
   ``"keepalive_failed"`` events (never a crash) when a tickle fails.
+- :class:`SessionChecks` counts the client's questions about the session (auth status,
+  ``ssodh/init``, tickle) and remembers the last one that found it usable, so that a report
+  of a lost session that waited in a queue can be judged: when a check that began after the
+  report found the session usable, the loss it reports is over.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from ..models.session import AuthStatus, TickleResult
 from ..timing import SYSTEM_CLOCK, Cancelled, Clock, Signal
 from .transport import ClientEvent, Transport
 
-__all__ = ["AuthRecovery", "SessionApi", "SessionKeeper"]
+__all__ = ["AuthRecovery", "SessionApi", "SessionChecks", "SessionKeeper"]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +52,44 @@ class SessionApi(Protocol):
     def init_brokerage_session(self, compete: bool = True) -> AuthStatus: ...
 
     def tickle(self) -> TickleResult: ...
+
+
+class SessionChecks:
+    """Which checks of the session found it usable (thread-safe).
+
+    Each check (a request whose answer says whether the session is usable) takes a number
+    from :meth:`begin` *before* it is sent, and reports :meth:`usable` with that number when
+    the answer says the session is usable. :meth:`mark` is the number of the last check begun;
+    :meth:`usable_since` tells whether a check begun after a mark found the session usable.
+    A check begun before the mark proves nothing about a loss seen at the mark, even when it
+    answered after it: the session may have been lost while that answer was on its way.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._begun = 0
+        self._usable = 0
+
+    def begin(self) -> int:
+        """Number a check about to be sent."""
+        with self._lock:
+            self._begun += 1
+            return self._begun
+
+    def usable(self, check: int) -> None:
+        """Check ``check`` found the session usable."""
+        with self._lock:
+            self._usable = max(self._usable, check)
+
+    def mark(self) -> int:
+        """Now, in checks: take it when a loss of the session is reported."""
+        with self._lock:
+            return self._begun
+
+    def usable_since(self, mark: int) -> bool:
+        """True when a check begun after ``mark`` found the session usable."""
+        with self._lock:
+            return self._usable > mark
 
 
 class AuthRecovery:
@@ -89,6 +131,8 @@ class AuthRecovery:
         self._generation = 0
         self._recovering: Signal | None = None
         self._last_failure: AuthenticationError | None = None
+        #: Which checks of the session found it usable (the ApiClient's session calls).
+        self.checks = SessionChecks()
         self.recoveries = 0
         self.reopen = True
 

@@ -7,9 +7,14 @@ the engine, carries out its actions (history requests and reconnections run here
 time) and puts the feed's items into :attr:`StreamRunner.events`, a bounded :class:`Channel`
 the backtrader feed drains without blocking. A reconnection drops the market data and errors
 received before it (they describe the connection it replaced), so one loss breaks the feed
-once however many reports of it were queued. Every wait goes through the injected clock and
-ends when the runner's cancel token is cancelled; :meth:`stop` cancels, leaves the market
-source and joins.
+once however many reports of it were queued. A report that the brokerage session was lost
+is also dropped when, by the time the runner gets to it, a check of the session begun after
+the report arrived found the session usable: the client reopened it meanwhile (on this
+feed's own history request, say), so the loss is over. Snapshots and heartbeats that
+arrive while the runner waits for a request count as signs of life when it handles the
+answer: a slow request is not a stalled feed. Every wait goes through the injected
+clock and ends when the runner's cancel token is cancelled; :meth:`stop` cancels, leaves the
+market source and joins.
 """
 
 from __future__ import annotations
@@ -18,10 +23,11 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Protocol
 
-from ..errors import MarketError
+from ..errors import AuthenticationError, MarketError
 from ..models import Bar, Contract, Snapshot, Timeframe
 from ..timing import SYSTEM_CLOCK, Cancelled, CancelToken, Clock, Signal
 from .channel import Channel
@@ -82,6 +88,10 @@ class SessionControl(Protocol):
 
     def server_time(self) -> datetime: ...
 
+    def session_mark(self) -> int: ...
+
+    def session_usable_since(self, mark: int) -> bool: ...
+
 
 class BarSource(Protocol):
     """The :class:`~..history.service.BarService`."""
@@ -96,6 +106,17 @@ class BarSource(Protocol):
         now: datetime | None = None,
         outside_rth: bool = False,
     ) -> list[Bar]: ...
+
+
+@dataclass(frozen=True)
+class _SessionLost:
+    """A report that the brokerage session was lost, with the session mark of its arrival."""
+
+    failed: MarketDataFailed
+    mark: int
+
+
+_Received = MarketData | MarketDataFailed | SourceAlive | _SessionLost
 
 
 class StreamRunner:
@@ -137,9 +158,7 @@ class StreamRunner:
         self._notify = notify or (lambda message: None)
         self._clock = clock
         self._token = cancel.child() if cancel is not None else CancelToken()
-        self._inbox: Channel[MarketData | MarketDataFailed | SourceAlive] = Channel(
-            INBOX_LIMIT, clock=clock
-        )
+        self._inbox: Channel[_Received] = Channel(INBOX_LIMIT, clock=clock)
         self.events: Channel[StreamEvent] = Channel(EVENTS_LIMIT, clock=clock)
         #: Set once the thread has ended (after its last item was queued).
         self.finished = Signal()
@@ -147,6 +166,8 @@ class StreamRunner:
         self._subscribed = False
         #: Counts reconnections: market data taken from the inbox before one is stale after it.
         self._reconnections = 0
+        #: Counts snapshots and heartbeats received (the source's threads; only change matters).
+        self._arrivals = 0
 
     # -- what the feed reads ---------------------------------------------------------------
 
@@ -189,12 +210,17 @@ class StreamRunner:
     # -- MarketListener (the source's thread) ----------------------------------------------
 
     def on_snapshot(self, snapshot: Snapshot) -> None:
+        self._arrivals += 1
         self._inbox.offer(MarketData(snapshot))
 
     def on_error(self, error: MarketError) -> None:
-        self._inbox.offer(MarketDataFailed(error))
+        if isinstance(error, AuthenticationError):
+            self._inbox.offer(_SessionLost(MarketDataFailed(error), self._session.session_mark()))
+        else:
+            self._inbox.offer(MarketDataFailed(error))
 
     def on_alive(self) -> None:
+        self._arrivals += 1
         self._inbox.offer(SourceAlive())
 
     # -- the thread ------------------------------------------------------------------------
@@ -204,10 +230,15 @@ class StreamRunner:
             self._carry_out(self.engine.start(self._clock.now(), self._gateway_now()))
             while not self.engine.ended:
                 self._token.raise_if_cancelled("the stream")
-                items: list[Input] = list(self._wait_for_input())
+                items: list[Input | _SessionLost] = list(self._wait_for_input())
                 reconnections = self._reconnections
                 for item in items or [TimePassed()]:
                     self._token.raise_if_cancelled("the stream")
+                    if isinstance(item, _SessionLost):
+                        if self._session.session_usable_since(item.mark):
+                            log.info("%s: %s (reopened since)", self.label, item.failed.error)
+                            continue
+                        item = item.failed
                     self._carry_out(self._handle(item))
                     if self.engine.ended or self._reconnections != reconnections:
                         # The rest arrived before the reconnection: stale, as the inbox it
@@ -228,7 +259,7 @@ class StreamRunner:
             self._leave()
             self.finished.set()
 
-    def _wait_for_input(self) -> list[MarketData | MarketDataFailed | SourceAlive]:
+    def _wait_for_input(self) -> list[_Received]:
         wake = self.engine.wake_at()
         timeout = TICK if wake is None else min(TICK, max(0.0, wake - self._clock.now()))
         if self._inbox.empty() and timeout > 0:
@@ -242,9 +273,15 @@ class StreamRunner:
         work = deque(actions)
         while work:
             action = work.popleft()
+            arrivals = self._arrivals
             follow_up = self._do(action)
             if follow_up is not None:
                 self._token.raise_if_cancelled("the stream")
+                if self._arrivals != arrivals:
+                    # Market data arrived while this request ran (it waits in the inbox): the
+                    # source is alive however long the request took, so the engine must not
+                    # take the time for a stall when it gets the answer.
+                    work.extend(self._handle(SourceAlive()))
                 work.extend(self._handle(follow_up))
 
     def _do(self, action: Action) -> Input | None:

@@ -53,6 +53,25 @@ def test_session_operations(client: GatewayClient, sim: GatewaySimulator) -> Non
     assert client.validate_session() is True
 
 
+def test_a_lost_session_is_over_once_a_check_begun_after_it_finds_the_session_usable(
+    client: GatewayClient, sim: GatewaySimulator
+) -> None:
+    """The marks a live feed uses to tell a stale report of a lost session from a live one:
+    only a check (auth status, ssodh/init, tickle) begun after the mark counts."""
+    assert client.authenticate() is True
+    sim.expire_session()
+    mark = client.session_mark()
+    assert client.session_usable_since(mark) is False
+    assert client.validate_session() is False  # a check that found the session lost
+    assert client.session_usable_since(mark) is False
+    assert client.reconnect() is True  # ssodh/init, then the auth status says usable
+    assert client.session_usable_since(mark) is True
+    later = client.session_mark()
+    assert client.session_usable_since(later) is False
+    client.session.tickle_once()
+    assert client.session_usable_since(later) is True
+
+
 def test_authenticate_opens_brokerage_session_when_only_logged_in() -> None:
     with (
         GatewaySimulator(seed=3, speed=0, start=OPEN, authenticated=False) as sim,
