@@ -395,7 +395,14 @@ class GatewaySocket:
                 self._clock.now(),
             )
             link = Link(
-                connection, self._listeners, timers, self._session, self._clock, self._logged_in
+                connection,
+                self._listeners,
+                timers,
+                self._session,
+                self._clock,
+                self._logged_in,
+                self._take,
+                self._wake.set,
             )
             with self._lock:
                 self._link = link
@@ -410,16 +417,19 @@ class GatewaySocket:
                 self._wake.set()
 
     def _logged_in(self) -> None:
-        """A link was logged in: it subscribes everything, so queued changes are moot."""
         with self._lock:
-            self._pending.clear()
             self.connections += 1
-        self._wake.set()
 
-    def _take_pending(self) -> list[str]:
+    def _take(self, link: Link, everything: bool) -> list[str]:
+        """The subscription commands to send on ``link`` now (the keeper thread): every
+        subscription when ``everything`` (the changes queued so far are in it: a change is
+        registered before it is queued), else the queued changes; nothing when ``link`` is
+        no longer the open connection (the next one is sent everything)."""
         with self._lock:
+            if link is not self._link:
+                return []
             pending, self._pending = self._pending, []
-        return pending
+            return self._listeners.commands() if everything else pending
 
     # -- the keeper thread -----------------------------------------------------------------
 
@@ -431,7 +441,7 @@ class GatewaySocket:
                 link = self._link
                 if link is None:
                     self._pending.clear()  # the next connection subscribes everything
-            next_at = link.keep(clock.now(), self._take_pending) if link else math.inf
+            next_at = link.keep(clock.now()) if link else math.inf
             clock.wait(max(0.0, next_at - clock.now()), self._wake, token)
 
     def __repr__(self) -> str:

@@ -7,6 +7,13 @@ logged in. The keeper thread calls :meth:`Link.keep`, which sends what is due (q
 subscription changes, the echo, ``tic``, a refresh of every subscription) or cuts the
 connection when it went silent (:mod:`.ws_schedule` keeps the times), and says when to come
 back. Listeners are called through :class:`~.ws_listeners.Listeners` on the reader thread.
+
+Subscription commands are sent by the keeper alone. When the connection is logged in, or
+the gateway says a new brokerage session began (which starts without subscriptions), the
+reader only asks for every subscription to be sent again; the keeper sends them, then the
+changes queued after. With two senders, a change queued before the log-in could reach the
+gateway after the full set (an ``umd`` after the ``smd`` that follows it), and the conid
+would be left unsubscribed while the client believes it is.
 """
 
 from __future__ import annotations
@@ -106,8 +113,12 @@ class Link:
         timers: the connection's :class:`~.ws_schedule.KeepAlive`.
         session: the session token (answers ``waiting for session``).
         clock: the socket's clock.
-        logged_in: called once when the gateway logs the connection in (the socket drops
-            its queued changes: everything is subscribed then).
+        logged_in: called once when the gateway logs the connection in.
+        take: the subscription commands to send on this link now (the keeper thread):
+            ``take(link, everything)`` gives every subscription when ``everything`` (the
+            queued changes are in it), else the queued changes; nothing for a link that is
+            no longer the socket's open one.
+        wake: wakes the keeper (something is due).
     """
 
     def __init__(
@@ -118,6 +129,8 @@ class Link:
         session: str,
         clock: Clock,
         logged_in: Callable[[], None],
+        take: Callable[[Link, bool], list[str]],
+        wake: Callable[[], None],
     ) -> None:
         self.connection = connection
         self._listeners = listeners
@@ -125,6 +138,9 @@ class Link:
         self._session = session
         self._clock = clock
         self._on_login = logged_in
+        self._take = take
+        self._wake = wake
+        self._resubscribe = False  # send every subscription again (guarded by _lock)
         self._lock = threading.Lock()
         self._ready = False
         self._authenticated: bool | None = None
@@ -181,10 +197,11 @@ class Link:
                 return
             self._ready = True
             self._authenticated = True
+            self._resubscribe = True
             self._timers.logged_in(self._clock.now())
         self._on_login()
         self._listeners.emit(SocketEvent(SocketState.CONNECTED))
-        send(self.connection, self._listeners.commands())
+        self._wake()
 
     def _auth_state(self, message: AuthState) -> None:
         with self._lock:
@@ -198,7 +215,9 @@ class Link:
             # Back, or a new brokerage session: the gateway starts it without subscriptions.
             if was is False:
                 self._listeners.emit(SocketEvent(SocketState.CONNECTED))
-            send(self.connection, self._listeners.commands())
+            with self._lock:
+                self._resubscribe = True
+            self._wake()
         elif message.authenticated is False and was is not False:
             why = "another login took it" if message.competing else "it expired or was reset"
             error = AuthenticationError(
@@ -227,12 +246,16 @@ class Link:
 
     # -- the keeper thread -----------------------------------------------------------------
 
-    def keep(self, now: float, take_pending: Callable[[], list[str]]) -> float:
-        """Send what is due at ``now`` (queued changes once logged in, the echo, ``tic``, a
-        refresh) or cut a silent connection; the clock time to come back."""
+    def keep(self, now: float) -> float:
+        """Send what is due at ``now`` (every subscription after a log-in or a new brokerage
+        session, queued changes once logged in, the echo, ``tic``, a refresh) or cut a silent
+        connection; the clock time to come back."""
         with self._lock:
             due = self._timers.due(now)
             ready = self._ready
+            everything = ready and (self._resubscribe or due.refresh)
+            if ready:
+                self._resubscribe = False
             if due.silent is not None:
                 self._cut = RequestTimeout(
                     f"no message on the gateway's WebSocket for {due.silent:g} s (not even a "
@@ -245,10 +268,8 @@ class Link:
             log.warning("WebSocket silent for %g s: cutting it", due.silent)
             cut(self.connection)
             return next_at
-        sends = take_pending() if ready else []
+        sends = self._take(self, everything) if ready else []
         sends += [ECHO] if due.echo else []
         sends += [TIC] if due.tic else []
-        if due.refresh and ready:
-            sends += self._listeners.commands()
         send(self.connection, sends)
         return next_at

@@ -9,6 +9,7 @@ only fails the test.
 from __future__ import annotations
 
 import queue
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timezone
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 import requests
 
+from backtrader_ibkr_cp.client import ws_link
 from backtrader_ibkr_cp.client.api import ApiClient
 from backtrader_ibkr_cp.client.retry import RetryPolicy
 from backtrader_ibkr_cp.client.tls import TlsPolicy
@@ -351,6 +353,42 @@ def test_session_loss_is_reported_and_the_socket_resubscribes_when_it_is_back(
     wsim.advance(3)
     assert listener.snapshot() == api.snapshot([AAPL])[0]
     assert wsim.stats.ws_connections == 1  # the same socket throughout
+
+
+def test_subscriptions_go_out_from_one_thread_so_a_queued_change_cannot_overtake_them(
+    wsim: GatewaySimulator,
+    api_for: Callable[..., ApiClient],
+    socket_for: Callable[..., GatewaySocket],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """After a log-in or a new brokerage session, every subscription is sent again. The
+    reader thread used to send that set while the keeper sent queued changes: an ``umd``
+    queued by a feed leaving (just before it came back with an ``smd``) could reach the
+    gateway after the full set and leave the conid unsubscribed, the client none the wiser
+    until the feed's stall timeout. Every subscription command now goes out from the keeper."""
+    senders: list[tuple[str, str]] = []
+    real_send = ws_link.send
+
+    def recording(connection: Any, commands: list[str]) -> None:
+        senders.extend((threading.current_thread().name, command) for command in commands)
+        real_send(connection, commands)
+
+    monkeypatch.setattr(ws_link, "send", recording)
+    api = api_for(wsim)
+    socket, listener, states = socket_for(api), Recorder(), States()
+    socket.add_state_listener(states)
+    socket.subscribe(AAPL, listener)
+    states.until(SocketState.CONNECTED)  # a log-in
+    listener.snapshot()
+    wsim.expire_session()
+    states.until(SocketState.LOST)
+    api.init_brokerage_session(compete=True)
+    states.until(SocketState.CONNECTED)  # a new brokerage session
+    assert listener.snapshot() == rest(api, AAPL)
+
+    subscriptions = [(name, c) for name, c in senders if c.startswith(("smd", "umd"))]
+    assert len(subscriptions) >= 2, senders
+    assert {name for name, _ in subscriptions} == {"ibkr-cp-websocket-keeper"}, subscriptions
 
 
 def test_a_refused_log_in_is_retried_after_the_back_off(
