@@ -262,7 +262,7 @@ class Pacer:
 
     def state(self) -> LedgerState:
         """The ledger now: every process's entries and the penalty."""
-        return self.ledger.state(self._wall())
+        return self.ledger.state(self._wall)
 
     @property
     def throttled_since(self) -> float | None:
@@ -306,7 +306,7 @@ class Pacer:
         with self._lock:
             windows = self._windows[kind]
             concurrency = self.limits.history_concurrency
-        verdict = self.ledger.admit(kind, windows, concurrency, self._wall(), reserve=False)
+        verdict = self.ledger.admit(kind, windows, concurrency, self._wall, reserve=False)
         return verdict.delay
 
     # -- control -----------------------------------------------------------------------------
@@ -336,7 +336,7 @@ class Pacer:
         try:
             yield hold
         finally:
-            self.ledger.release(ticket, self._wall(), linger=hold.linger)
+            self.ledger.release(ticket, self._wall, linger=hold.linger)
             self._notify()
 
     def interrupt(self) -> None:
@@ -348,7 +348,7 @@ class Pacer:
         now (after the gateway answered 429; at most 900 s). A shorter penalty never shortens
         one already in force. Callers that do not wait out penalties fail at once."""
         now = self._wall()
-        self.ledger.penalize(now + min(max(0.0, seconds), PENALTY_CAP), now)
+        self.ledger.penalize(now + min(max(0.0, seconds), PENALTY_CAP), self._wall)
         with self._lock:
             if self._throttled_since is None:
                 self._throttled_since = now
@@ -377,7 +377,7 @@ class Pacer:
                     windows = self._windows[kind]
                     concurrency = self.limits.history_concurrency
                 now = self._wall()
-                verdict = self.ledger.admit(kind, windows, concurrency, now)
+                verdict = self.ledger.admit(kind, windows, concurrency, self._wall)
                 if verdict.ticket is not None:
                     with self._lock:
                         self._sent[kind] += 1

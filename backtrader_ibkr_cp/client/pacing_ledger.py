@@ -18,8 +18,13 @@ history, when fewer history requests than the concurrency cap are busy anywhere 
 finished less than their linger ago).
 
 :class:`PacingLedger` keeps no time of its own: every call is given ``now``, wall-clock seconds
-(``time.time()``, the one clock every process can compare). Clock jumps are bounded: a time in
-the future (the clock went back) is clamped to now, so no wait is ever longer than the longest
+(``time.time()``, the one clock every process can compare), or the function that reads it.
+Give the function: it is read once the transaction holds the store's lock, so every time
+written is at or after every time already in the ledger. A time read *before* waiting for the
+lock is stale by the wait, and the clamp below moved the entries other threads had finished
+meanwhile back to it, shortening their windows by the wait (enough, on a busy machine, for
+the gateway to count 11 requests in one second). Clock jumps are bounded: a time in the
+future (the clock went back) is clamped to now, so no wait is ever longer than the longest
 window or :data:`PENALTY_CAP`.
 
 A process killed while a request is in flight cannot release its entry: an in-flight entry of a
@@ -56,6 +61,7 @@ __all__ = [
     "PENALTY_CAP",
     "Entry",
     "LedgerState",
+    "Now",
     "PacingLedger",
     "Verdict",
     "Window",
@@ -69,6 +75,13 @@ log = logging.getLogger(__name__)
 IN_FLIGHT_EXPIRY = 120.0
 #: The longest penalty kept, in seconds (IBKR's penalty box lasts 10-15 minutes).
 PENALTY_CAP = 900.0
+
+#: Wall-clock seconds, or the function that reads them (read under the store's lock).
+Now = float | Callable[[], float]
+
+
+def _read(now: Now) -> float:
+    return now() if callable(now) else now
 
 
 @dataclasses.dataclass(frozen=True)
@@ -242,7 +255,7 @@ class PacingLedger:
         kind: str,
         windows: Sequence[Window],
         history_concurrency: int,
-        now: float,
+        now: Now,
         *,
         reserve: bool = True,
     ) -> Verdict:
@@ -250,6 +263,7 @@ class PacingLedger:
         cap) allows it, and record it in flight (with ``reserve=False`` only tell)."""
         pid = self.pid
         with self.store.transaction() as raw:
+            now = _read(now)
             state = self._prune(raw, now)
             verdict = self._judge(state, kind, windows, history_concurrency, now)
             if verdict is None:
@@ -264,7 +278,7 @@ class PacingLedger:
             state.save(raw)
         return verdict
 
-    def release(self, ticket: str, now: float, linger: float = 0.0) -> None:
+    def release(self, ticket: str, now: Now, linger: float = 0.0) -> None:
         """The request of ``ticket`` was answered (or failed) at ``now``: it frees its history
         slot and keeps its place in the windows for ``hold`` seconds more. ``linger``: seconds
         the gateway may still be working on it (its answer timed out); it keeps its history
@@ -273,6 +287,7 @@ class PacingLedger:
             self._mine.discard(ticket)
         linger = max(0.0, min(float(linger), IN_FLIGHT_EXPIRY))
         with self.store.transaction() as raw:
+            now = _read(now)
             state = self._prune(raw, now)
             for entry in state.entries:
                 if entry.ticket == ticket and entry.done is None:
@@ -280,12 +295,13 @@ class PacingLedger:
                     entry.linger = linger
             state.save(raw)
 
-    def penalize(self, until: float, now: float) -> float:
+    def penalize(self, until: float, now: Now) -> float:
         """Hold every request of every process back until ``until`` (wall clock; at most
         :data:`PENALTY_CAP` from now). A later penalty is never shortened. Returns the end of
         the penalty in force."""
-        until = min(until, now + PENALTY_CAP)
         with self.store.transaction() as raw:
+            now = _read(now)
+            until = min(until, now + PENALTY_CAP)
             state = self._prune(raw, now)
             if state.penalty_until is None or until > state.penalty_until:
                 if state.penalty_until is None:
@@ -295,9 +311,10 @@ class PacingLedger:
             state.save(raw)
             return state.penalty_until if state.penalty_until is not None else until
 
-    def state(self, now: float) -> LedgerState:
+    def state(self, now: Now) -> LedgerState:
         """What the ledger holds at ``now`` (after pruning)."""
         with self.store.transaction() as raw:
+            now = _read(now)
             state = self._prune(raw, now)
             state.save(raw)
             return LedgerState(

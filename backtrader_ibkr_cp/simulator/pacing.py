@@ -85,16 +85,24 @@ class Admission:
 
 
 class _Window:
-    """Arrival times within the last ``span`` seconds."""
+    """Arrivals (time, path) within the last ``span`` seconds."""
 
     def __init__(self, span: float) -> None:
         self.span = span
-        self.times: deque[float] = deque()
+        self.arrivals: deque[tuple[float, str]] = deque()
 
     def count(self, now: float) -> int:
-        while self.times and self.times[0] <= now - self.span:
-            self.times.popleft()
-        return len(self.times)
+        while self.arrivals and self.arrivals[0][0] <= now - self.span:
+            self.arrivals.popleft()
+        return len(self.arrivals)
+
+    def add(self, now: float, path: str) -> None:
+        self.arrivals.append((now, path))
+
+    def describe(self, now: float) -> str:
+        """The arrivals in the window, as ``-0.912 s /path`` (seconds before ``now``)."""
+        self.count(now)
+        return ", ".join(f"{at - now:+.3f} s {path}" for at, path in self.arrivals)
 
 
 class Pacer:
@@ -170,13 +178,15 @@ class Pacer:
             if violation:
                 self._penalty_until = now + self.penalty_seconds
                 retry_after = max(1, math.ceil(self.penalty_seconds))
+                arrivals = self._total.describe(now)
+                violation += f" (the requests admitted in the last second: {arrivals})"
                 return Admission(False, retry_after, violation, opened_penalty=True)
-            self._total.times.append(now)
+            self._total.add(now, path)
             windows = {SNAPSHOT_PATH: self._snapshot, TICKLE_PATH: self._tickle}
             windows[SSO_VALIDATE_PATH] = self._sso
             windows.update(self._five_seconds)
             if path in windows:
-                windows[path].times.append(now)
+                windows[path].add(now, path)
             if path != HISTORY_PATH:
                 return Admission(True)
             self._history_in_flight += 1

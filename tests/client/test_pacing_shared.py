@@ -3,13 +3,15 @@ on one folder stand for two processes (no real waiting, no sleeps)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -410,3 +412,45 @@ def test_a_replay_gets_a_private_pacer(env_folder: Path) -> None:
     assert real.limits == PacingLimits()  # the replay's limits did not loosen it
     assert Pacer.for_gateway(url, shared=False) is not real
     assert Pacer.for_gateway(url, replay_pacing_limits(), shared=True) is real
+
+
+class LockWait:
+    """A store whose next transaction first runs ``meanwhile``: what other threads did while
+    the caller waited for the lock (a busy machine makes that wait long)."""
+
+    shared = False
+
+    def __init__(self) -> None:
+        self.inner = MemoryStore()
+        self.meanwhile: Callable[[], None] | None = None
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[dict[str, Any]]:
+        meanwhile, self.meanwhile = self.meanwhile, None
+        if meanwhile is not None:
+            meanwhile()
+        with self.inner.transaction() as state:
+            yield state
+
+
+def test_a_wait_for_the_ledger_lock_never_shortens_another_requests_window() -> None:
+    """A caller that read the time and then waited for the ledger's lock judged with that
+    stale time, and the ledger's clamp of "future" times moved the answer time of a request
+    another thread finished meanwhile back to it: that request's place in the windows ended
+    early by the wait (the soak's simulator then counted 11 requests in one second). Times
+    are now read once the lock is held."""
+    clock = FakeClock(1000.0)
+    store = LockWait()
+    book = PacingLedger(store)
+    p = pacer(clock, book)
+    ticket = book.admit("history", p.limits.windows("history"), 4, clock.now()).ticket
+    assert ticket is not None
+
+    def another_thread_finishes() -> None:
+        clock.advance(0.3)
+        book.release(ticket, clock.now())
+
+    store.meanwhile = another_thread_finishes
+    p.wait_time(HISTORY)  # reads the time, then waits for the lock
+    (entry,) = book.state(clock.now()).entries
+    assert entry.done == pytest.approx(1000.3)
