@@ -236,7 +236,7 @@ class StreamRunner:
                     self._token.raise_if_cancelled("the stream")
                     if isinstance(item, _SessionLost):
                         if self._session.session_usable_since(item.mark):
-                            log.info("%s: %s (reopened since)", self.label, item.failed.error)
+                            log.debug("%s: %s (reopened since)", self.label, item.failed.error)
                             continue
                         item = item.failed
                     self._carry_out(self._handle(item))
