@@ -9,7 +9,7 @@ is idle" is a wait on that clock, never a sleep.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -98,28 +98,48 @@ class Market:
         pass
 
 
+Parts = tuple[StreamRunner, Bars, Session, FakeClock, list[str]]
+
+
 @pytest.fixture
-def parts() -> Iterator[tuple[StreamRunner, Bars, Session, FakeClock, list[str]]]:
-    bars, session, clock = Bars(), Session(), FakeClock()
-    messages: list[str] = []
-    runner = StreamRunner(
-        Contract(265598, "AAPL"),
-        StreamConfig(timeframe=Timeframe.MINUTE_1, start=GATEWAY_NOW - 10 * MINUTE),
-        bars=bars,
-        session=session,
-        market=Market(),
-        notify=messages.append,
-        clock=clock,
-    )
-    try:
-        yield runner, bars, session, clock, messages
-    finally:
+def make_parts() -> Iterator[Callable[..., Parts]]:
+    """Builds a runner on stand-ins (``held``: which history request waits for the test;
+    ``stall_timeout``: the feed's), each stopped at teardown."""
+    made: list[Parts] = []
+
+    def make(*, held: int = 1, stall_timeout: float = 30.0) -> Parts:
+        bars, session, clock = Bars(held=held), Session(), FakeClock()
+        messages: list[str] = []
+        config = StreamConfig(
+            timeframe=Timeframe.MINUTE_1,
+            start=GATEWAY_NOW - 10 * MINUTE,
+            stall_timeout=stall_timeout,
+        )
+        runner = StreamRunner(
+            Contract(265598, "AAPL"),
+            config,
+            bars=bars,
+            session=session,
+            market=Market(),
+            notify=messages.append,
+            clock=clock,
+        )
+        made.append((runner, bars, session, clock, messages))
+        return made[-1]
+
+    yield make
+    for runner, bars, *_ in made:
         bars.first_answers.set()
         runner.stop()
 
 
+@pytest.fixture
+def parts(make_parts: Callable[..., Parts]) -> Parts:
+    return make_parts()
+
+
 def test_errors_that_arrived_before_a_reconnection_do_not_break_the_feed_again(
-    parts: tuple[StreamRunner, Bars, Session, FakeClock, list[str]],
+    parts: Parts,
 ) -> None:
     """Two reports of one lost session arrive while the runner waits for a history answer.
     The first breaks the feed and it reconnects; the second is as old as the first and must
@@ -143,7 +163,7 @@ def test_errors_that_arrived_before_a_reconnection_do_not_break_the_feed_again(
 
 
 def test_a_lost_session_reopened_before_the_runner_reads_the_report_does_not_break_the_feed(
-    parts: tuple[StreamRunner, Bars, Session, FakeClock, list[str]],
+    parts: Parts,
 ) -> None:
     """The socket reports the session lost while the runner waits for a history answer;
     meanwhile the client reopens the session (that very request got a 401 and reopened it).
@@ -167,7 +187,7 @@ def test_a_lost_session_reopened_before_the_runner_reads_the_report_does_not_bre
 
 
 def test_a_check_already_on_its_way_when_the_loss_is_reported_does_not_make_it_stale(
-    parts: tuple[StreamRunner, Bars, Session, FakeClock, list[str]],
+    parts: Parts,
 ) -> None:
     """A check sent before the loss was reported may have been answered before the loss
     happened, even when its answer arrives after the report: the report still counts."""
@@ -187,39 +207,23 @@ def test_a_check_already_on_its_way_when_the_loss_is_reported_does_not_make_it_s
 
 @pytest.mark.parametrize("data_meanwhile", [True, False], ids=["data-meanwhile", "silence"])
 def test_a_slow_history_request_is_not_a_stall_when_market_data_kept_arriving(
-    data_meanwhile: bool,
+    make_parts: Callable[..., Parts], data_meanwhile: bool
 ) -> None:
     """A LIVE feed's confirmation request takes longer than the stall timeout (retries, a
     pacing hold) while snapshots keep arriving: they wait in the inbox, and the feed must not
-    be called stalled when the answer comes (it was: the soak saw a feed broken for "no
-    market data" though the data had flowed). With no data meanwhile, it is a stall."""
-    bars, session, clock = Bars(held=2), Session(), FakeClock()
-    messages: list[str] = []
-    runner = StreamRunner(
-        Contract(265598, "AAPL"),
-        StreamConfig(
-            timeframe=Timeframe.MINUTE_1, start=GATEWAY_NOW - 10 * MINUTE, stall_timeout=10.0
-        ),
-        bars=bars,
-        session=session,
-        market=Market(),
-        notify=messages.append,
-        clock=clock,
-    )
-    try:
-        runner.start()
-        clock.wait_for_sleepers(1, timeout=WAIT)  # backfilled, LIVE, waiting for data
-        session.now = GATEWAY_NOW + MINUTE + timedelta(seconds=1)  # the 15:00 bar is due
-        runner.on_snapshot(Snapshot(265598, timestamp=session.now, last=100.5))
-        assert bars.first_entered.wait(WAIT)  # its confirmation request is held
-        clock.advance(20.0)  # twice the stall timeout
-        if data_meanwhile:
-            runner.on_snapshot(Snapshot(265598, timestamp=session.now, last=100.6))
-        bars.first_answers.set()
-        clock.wait_for_sleepers(1, timeout=WAIT)
-    finally:
-        bars.first_answers.set()
-        runner.stop()
+    be called stalled when the answer comes (it was: the engine judged the quiet time before
+    it saw the snapshots waiting behind the answer). With no data meanwhile, it is a stall."""
+    runner, bars, session, clock, messages = make_parts(held=2, stall_timeout=10.0)
+    runner.start()
+    clock.wait_for_sleepers(1, timeout=WAIT)  # backfilled, LIVE, waiting for data
+    session.now = GATEWAY_NOW + MINUTE + timedelta(seconds=1)  # the 15:00 bar is due
+    runner.on_snapshot(Snapshot(265598, timestamp=session.now, last=100.5))
+    assert bars.first_entered.wait(WAIT)  # its confirmation request is held
+    clock.advance(20.0)  # twice the stall timeout
+    if data_meanwhile:
+        runner.on_snapshot(Snapshot(265598, timestamp=session.now, last=100.6))
+    bars.first_answers.set()
+    clock.wait_for_sleepers(1, timeout=WAIT)
 
     stalls = [m for m in messages if "no market data" in m]
     assert len(stalls) == (0 if data_meanwhile else 1), messages
